@@ -1,0 +1,56 @@
+# distill: every target is a thin line over `distill <stage> CONFIG [key=value ...]`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DISTILL := $(VENV)/bin/distill
+# CPU install path: torch pinned to the CPU build verified in ../shared/STACK.md.
+# On a GPU cluster install with `pip install -e '.[eval,gpu]'` instead (see README).
+TORCH_SPEC ?= torch==2.13.0
+export OMP_NUM_THREADS ?= 1
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TRL_EXPERIMENTAL_SILENCE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+NUM_GPUS ?= 1
+NUM_NODES ?= 1
+ACCELERATE_CONFIG ?= configs/accelerate/ddp.yaml
+STUDENT ?= students/toy-student.yaml
+TOY_WORLD ?= configs/toy-world.yaml
+
+.PHONY: install test test-quick demo toy-teacher toy-data train bench-train clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints/cpu.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -c constraints/cpu.txt -e '.[eval,test]'
+	$(PY) -m pip check
+	touch $@
+
+test: install
+	$(PY) -m pytest -q -rs tests
+
+# Quick local loop: skips tests marked slow.
+test-quick: install
+	$(PY) -m pytest -q -rs -m "not slow" tests
+
+# The toy teacher is trained by the students stage itself, from its seed.
+toy-teacher: install
+	$(DISTILL) toy-teacher $(TOY_WORLD)
+
+# One student run. With NUM_GPUS/NUM_NODES > 1 it goes through accelerate launch.
+train: install
+	$(VENV)/bin/accelerate launch --config_file $(ACCELERATE_CONFIG) \
+		--num_processes $$(( $(NUM_GPUS) * $(NUM_NODES) )) --num_machines $(NUM_NODES) \
+		$${MACHINE_RANK:+--machine_rank $$MACHINE_RANK} $${MAIN_PROCESS_IP:+--main_process_ip $$MAIN_PROCESS_IP} \
+		$${MAIN_PROCESS_PORT:+--main_process_port $$MAIN_PROCESS_PORT} \
+		-m distill train $(STUDENT) $(ARGS)
+
+bench-train: install
+	$(PY) bench/train.py
+
+clean:
+	rm -rf runs

@@ -1,0 +1,93 @@
+"""`distill <stage> CONFIG [key=value ...]`: one command per pipeline stage."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from distill.errors import DistillError
+
+# CPU-friendly, offline-first defaults; an explicit environment setting wins.
+for _key, _value in (("TRL_EXPERIMENTAL_SILENCE", "1"), ("TOKENIZERS_PARALLELISM", "false")):
+    os.environ.setdefault(_key, _value)
+
+
+def cmd_train(args) -> None:
+    from distill.config import load_config
+    from distill.students.config import StudentConfig
+    from distill.students.train import train
+
+    train(load_config(args.config, StudentConfig, args.overrides))
+
+
+def cmd_toy_world(args) -> None:
+    from distill.config import load_config
+    from distill.progress import say
+    from distill.toy.world import ToyWorldConfig, build_world
+
+    cfg = load_config(args.config, ToyWorldConfig, args.overrides)
+    build_world(cfg, log=say)
+
+
+def cmd_toy_teacher(args) -> None:
+    from distill.config import load_config, parse_overrides
+    from distill.toy.teacher import build_teacher
+    from distill.toy.world import ToyWorldConfig
+
+    world_overrides = [o for o in args.overrides if not o.startswith("recipe.")]
+    recipe_overrides = [o.removeprefix("recipe.") for o in args.overrides if o.startswith("recipe.")]
+    parse_overrides(recipe_overrides)
+    report = build_teacher(load_config(args.config, ToyWorldConfig, world_overrides), recipe_overrides)
+    if not report["in_band"]:
+        raise DistillError(f"toy teacher pass@1 {report['pass_at_1']} is outside the expected band")
+
+
+COMMANDS = {
+    "train": (cmd_train, "fine-tune a student on chat traces (TRL SFT, full or LoRA)", "students/<run>.yaml"),
+    "toy-world": (cmd_toy_world, "build the toy world: task data, tokenizer, tiny base models", "configs/toy-world.yaml"),
+    "toy-teacher": (cmd_toy_teacher, "build the toy world and train the toy teacher with the students stage "
+                    "(overrides prefixed recipe. go to the teacher's student recipe)", "configs/toy-world.yaml"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="distill", description="Distil a reasoning teacher into small students.")
+    sub = parser.add_subparsers(dest="command", metavar="STAGE")
+    for name, (func, help_text, example) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("config", metavar="CONFIG", help=f"YAML config, e.g. {example}")
+        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. training.max_steps=10")
+        p.set_defaults(func=func)
+    return parser
+
+
+def quiet_libraries() -> None:
+    """Our own progress lines replace the libraries' per-map and per-shard progress bars."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse exits 2 on usage errors by itself
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        quiet_libraries()
+        args.func(args)
+    except DistillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""YAML configs validated into typed models, with `key=value` overrides and one-line errors."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+
+from distill.errors import UsageError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+def looks_like_local_path(value: str) -> bool:
+    """A model or dataset reference that names a local path rather than a Hub id (`org/name`)."""
+    return (
+        value.startswith(("/", "./", "../", "~"))
+        or value.count("/") > 1
+        or value.endswith((".json", ".jsonl", ".parquet", ".yaml"))
+        or os.path.exists(value)
+    )
+
+
+def check_local_path(value: str) -> str:
+    """Pydantic validator body for a field holding a Hub id or a local path that must exist."""
+    if looks_like_local_path(value) and not os.path.exists(os.path.expanduser(value)):
+        raise ValueError(f"path does not exist: {value} (expected a local path or a Hub id like org/name)")
+    return value
+
+
+# A model or dataset reference: a Hub id (`org/name`) or a local path, which must then exist.
+HubIdOrPath = Annotated[str, AfterValidator(check_local_path)]
+
+
+def _parse_scalar(raw: str) -> Any:
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        return raw
+    if isinstance(value, str):  # YAML 1.1 reads 1e-5 as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """`a.b=1 c=x` -> {"a": {"b": 1}, "c": "x"}; values are parsed as YAML scalars or lists."""
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise UsageError(f"override {item!r}: expected KEY=VALUE with a dotted key, like training.learning_rate=1e-5")
+        value = _parse_scalar(raw)
+        node = tree
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UsageError(f"override {item!r}: {part} is set to a value and also used as a section")
+        node[leaf] = value
+    return tree
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"{path}{where}: invalid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    return data
+
+
+def _model_at(model_cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The config section class that owns the last key of `loc`, for listing its valid keys."""
+    current: Any = model_cls
+    for part in loc[:-1]:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def describe_error(path: str | Path, exc: ValidationError, model_cls: type[BaseModel]) -> str:
+    err = exc.errors()[0]
+    loc = tuple(p for p in err["loc"] if not isinstance(p, str) or not p.startswith("function-"))
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        owner = _model_at(model_cls, loc)
+        valid = sorted(owner.model_fields) if owner else []
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(valid)}"
+        message = f"unknown key ({hint})"
+    elif err["type"] == "missing":
+        message = "required key is missing"
+    else:
+        message = err["msg"].removeprefix("Value error, ")
+        if "input" in err and err["type"] not in ("value_error",):
+            message += f" (got {err['input']!r})"
+    more = len(exc.errors()) - 1
+    suffix = f" [+{more} more error{'s' if more > 1 else ''}]" if more else ""
+    return f"{path}: {key}: {message}{suffix}"
+
+
+def load_config(path: str | Path, model_cls: type[T], overrides: list[str] | None = None) -> T:
+    """Read YAML at `path`, apply dotted overrides, validate into `model_cls` (UsageError on failure)."""
+    data = deep_merge(read_yaml(path), parse_overrides(overrides or []))
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(describe_error(path, exc, model_cls)) from None
+
+
+def config_hash(config: BaseModel) -> str:
+    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

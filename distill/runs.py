@@ -1,0 +1,115 @@
+"""Run directories: every stage writes its resolved config and a manifest beside its outputs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from distill.config import config_hash
+from distill.errors import UsageError
+from distill.io import atomic_write_json, atomic_write_yaml
+
+TRACKED_PACKAGES = (
+    "distill", "torch", "transformers", "tokenizers", "trl", "peft", "datasets", "accelerate",
+    "lm-eval", "math-verify", "vllm", "deepspeed", "liger-kernel", "flash-attn", "pydantic",
+)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        return out + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class Run:
+    """One stage's run directory: `config.yaml` (resolved), `manifest.json`, outputs, `log.txt`.
+
+    Re-running a stage on the same directory resumes, unless the config changed in a way the stage
+    declares incompatible (`fingerprint`): then it is refused with the way out.
+    """
+
+    def __init__(self, directory: str | Path, stage: str, config: BaseModel, fingerprint: dict[str, Any] | None = None):
+        self.dir = Path(directory)
+        self.stage = stage
+        self.config = config
+        self.fingerprint = fingerprint or {}
+        self.manifest_path = self.dir / "manifest.json"
+        self.manifest: dict[str, Any] = {}
+
+    def start(self) -> "Run":
+        self.dir.mkdir(parents=True, exist_ok=True)
+        previous = self._previous_manifest()
+        if previous and previous.get("fingerprint") != self.fingerprint:
+            changed = sorted(
+                key for key in set(self.fingerprint) | set(previous.get("fingerprint", {}))
+                if self.fingerprint.get(key) != previous.get("fingerprint", {}).get(key)
+            )
+            raise UsageError(
+                f"{self.dir}: holds a {self.stage} run with a different {', '.join(changed)}; "
+                f"resuming would mix incompatible outputs. Use a new run directory, or delete {self.dir} to start over"
+            )
+        self.manifest = {
+            "stage": self.stage,
+            "command": " ".join(sys.argv),
+            "config_hash": config_hash(self.config),
+            "fingerprint": self.fingerprint,
+            "git_commit": git_commit(),
+            "versions": package_versions(),
+            "host": platform.node(),
+            "started": now(),
+            "ended": None,
+            "status": "running",
+            "resumed_from": previous.get("started") if previous else None,
+            "counts": {},
+        }
+        atomic_write_yaml(self.dir / "config.yaml", self.config.model_dump(mode="json"))
+        atomic_write_json(self.manifest_path, self.manifest)
+        return self
+
+    def _previous_manifest(self) -> dict[str, Any] | None:
+        if not self.manifest_path.exists():
+            return None
+        import json
+
+        try:
+            return json.loads(self.manifest_path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def update(self, **counts: Any) -> None:
+        self.manifest["counts"].update(counts)
+        atomic_write_json(self.manifest_path, self.manifest)
+
+    def finish(self, status: str = "completed", **counts: Any) -> None:
+        self.manifest["counts"].update(counts)
+        self.manifest["ended"] = now()
+        self.manifest["status"] = status
+        atomic_write_json(self.manifest_path, self.manifest)

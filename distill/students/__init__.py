@@ -1,0 +1,1 @@
+"""The students stage: supervised fine-tuning of student bases on curated teacher traces (TRL)."""

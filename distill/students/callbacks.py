@@ -1,0 +1,47 @@
+"""Trainer callbacks: progress lines (step, loss, tokens/s, ETA) and a metrics log for the report."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from distill.progress import RateMeter, fmt_count, say
+
+
+class ProgressCallback(TrainerCallback):
+    def __init__(self, metrics_path: Path, name: str):
+        self.metrics_path = metrics_path
+        self.name = name
+        self.meter: RateMeter | None = None
+        self.last_tokens: float | None = None
+        self.last_time = time.time()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.meter = RateMeter(state.max_steps, state.global_step)
+        self.last_time = time.time()
+        where = f" (resumed at step {state.global_step})" if state.global_step else ""
+        say(f"[train {self.name}] {state.max_steps} steps{where}")
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = dict(logs or {})
+        if "loss" not in logs:
+            return
+        now = time.time()
+        tokens = logs.get("num_tokens")
+        rate = None
+        if tokens is not None and self.last_tokens is not None and now > self.last_time:
+            rate = (tokens - self.last_tokens) / (now - self.last_time)
+        self.last_tokens, self.last_time = tokens, now
+        record = {"step": state.global_step, "epoch": state.epoch, "time": now, **logs}
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        parts = [f"[train {self.name}] step {self.meter.line(state.global_step) if self.meter else state.global_step}",
+                 f"loss {logs['loss']:.4f}"]
+        if "learning_rate" in logs:
+            parts.append(f"lr {logs['learning_rate']:.2e}")
+        if rate is not None:
+            parts.append(f"{fmt_count(rate)} tok/s")
+        say("  ".join(parts))

@@ -1,0 +1,249 @@
+"""`distill train students/<run>.yaml`: TRL SFT of a student on chat traces, full or LoRA, resumable."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PrinterCallback
+
+from distill.errors import UsageError
+from distill.io import atomic_write_json, replace_dir, staging_dir_for
+from distill.progress import fmt_count, fmt_duration, say
+from distill.runs import Run
+from distill.students import chat
+from distill.students.callbacks import ProgressCallback
+from distill.students.checkpoints import last_complete_checkpoint
+from distill.students.config import StudentConfig
+from distill.students.data import load_messages
+
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32, "auto": "auto"}
+
+
+def _load_model_config(cfg: StudentConfig):
+    try:
+        return AutoConfig.from_pretrained(
+            cfg.model.name_or_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
+        )
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"model.name_or_path: cannot load {cfg.model.name_or_path!r}: {reason}") from None
+
+
+def _quantization(cfg: StudentConfig):
+    if cfg.lora.quantization == "none":
+        return None
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise UsageError("lora.quantization: QLoRA needs bitsandbytes and a CUDA GPU (pip install bitsandbytes)") from None
+    from transformers import BitsAndBytesConfig
+
+    if cfg.lora.quantization == "4bit":
+        return BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def _peft_config(cfg: StudentConfig):
+    if not cfg.lora.enabled:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+        target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM",
+    )
+
+
+def sft_args(cfg: StudentConfig, setup: chat.ChatSetup, on_gpu: bool):
+    from trl import SFTConfig
+
+    t = cfg.training
+    bf16 = t.bf16 and on_gpu
+    if t.bf16 and not on_gpu:
+        say("no GPU: training in float32 (bf16 needs a GPU)")
+    known = dict(
+        output_dir=str(Path(cfg.run_dir) / "checkpoints"),
+        max_length=t.max_length,
+        packing=t.packing,
+        assistant_only_loss=t.assistant_only_loss,
+        chat_template_path=setup.chat_template_path,
+        eos_token=setup.eos_token,
+        num_train_epochs=t.num_train_epochs,
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler_type,
+        warmup_steps=t.warmup_steps,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        bf16=bf16,
+        activation_checkpointing=t.gradient_checkpointing and on_gpu,
+        use_liger_kernel=t.use_liger_kernel,
+        logging_steps=t.logging_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        seed=t.seed,
+        data_seed=t.seed,
+        dataloader_num_workers=t.dataloader_num_workers,
+        dataset_num_proc=t.dataset_num_proc,
+        report_to=t.report_to or "none",
+        disable_tqdm=True,
+        use_cpu=not on_gpu,
+    )
+    try:
+        return SFTConfig(**{**known, **t.extra})
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"training: invalid SFT settings: {str(exc).splitlines()[0]}") from None
+
+
+def fingerprint(cfg: StudentConfig) -> dict:
+    """What may not change when a run resumes from its checkpoints."""
+    return {
+        "model": cfg.model.name_or_path,
+        "data": f"{cfg.data.source}:{cfg.data.split}",
+        "lora": cfg.lora.model_dump() if cfg.lora.enabled else None,
+        "max_length": cfg.training.max_length,
+        "packing": cfg.training.packing,
+        "chat": f"{cfg.model.family}:{cfg.model.chat_template}:{cfg.model.eos_token}:{cfg.model.pad_token}",
+    }
+
+
+@dataclass
+class Prepared:
+    trainer: object
+    run: Run
+    dataset: object
+    checkpoint: Path | None
+
+
+def prepare(cfg: StudentConfig) -> Prepared:
+    """Validate everything that can fail fast, then build the SFTTrainer for this run."""
+    from trl import SFTTrainer
+
+    run_dir = Path(cfg.run_dir)
+    on_gpu = torch.cuda.is_available()
+    model_config = _load_model_config(cfg)
+    setup = chat.resolve(cfg.model.family, getattr(model_config, "model_type", None),
+                         cfg.model.chat_template, cfg.model.eos_token, cfg.model.pad_token)
+    dataset = load_messages(cfg.data.source, cfg.data.split, cfg.data.subset, cfg.data.messages_field,
+                            cfg.data.max_samples, cfg.data.shuffle_seed)
+    args = sft_args(cfg, setup, on_gpu)
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model.name_or_path, revision=cfg.model.revision,
+                                              trust_remote_code=cfg.model.trust_remote_code)
+    for key, token in (("eos_token", setup.eos_token), ("pad_token", setup.pad_token)):
+        if token and token not in tokenizer.get_vocab():
+            raise UsageError(f"model.{key}: {token!r} is not in the tokenizer of {cfg.model.name_or_path}")
+    if setup.pad_token:
+        tokenizer.pad_token = setup.pad_token  # TRL mirrors it onto the model config
+    run = Run(run_dir, "train", cfg, fingerprint(cfg)).start()
+
+    dtype = DTYPES[cfg.model.dtype] if on_gpu else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(
+        cfg.model.name_or_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
+        dtype=dtype, attn_implementation=cfg.model.attn_implementation,
+        quantization_config=_quantization(cfg),
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+        peft_config=_peft_config(cfg), callbacks=[ProgressCallback(run_dir / "metrics.jsonl", cfg.name)],
+    )
+    trainer.remove_callback(PrinterCallback)  # our ProgressCallback prints instead of raw log dicts
+    return Prepared(trainer, run, dataset, last_complete_checkpoint(args.output_dir))
+
+
+def train(cfg: StudentConfig) -> Path:
+    """Train one student; returns the directory of the final (merged) model."""
+    started = time.time()
+    prepared = prepare(cfg)
+    trainer, run_dir = prepared.trainer, Path(cfg.run_dir)
+    if prepared.checkpoint:
+        say(f"[train {cfg.name}] resuming from {prepared.checkpoint}")
+    result = trainer.train(resume_from_checkpoint=str(prepared.checkpoint) if prepared.checkpoint else None)
+
+    final = save_final(trainer, cfg, run_dir)
+    wall = time.time() - started
+    metrics_path = run_dir / "metrics.jsonl"
+    tokens = trainer.state.num_input_tokens_seen or _logged_tokens(metrics_path)
+    summary = {
+        "name": cfg.name,
+        "model": str(final),
+        "steps": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "final_loss": _last_logged_loss(metrics_path),
+        "tokens": tokens,
+        "examples": len(prepared.dataset),
+        "wall_seconds": round(wall, 1),
+        "resumed_from": str(prepared.checkpoint) if prepared.checkpoint else None,
+        "parameters": sum(p.numel() for p in trainer.model.parameters()),
+        "lora": cfg.lora.enabled,
+    }
+    atomic_write_json(run_dir / "train_summary.json", summary)
+    prepared.run.finish(steps=summary["steps"], tokens=tokens, examples=len(prepared.dataset))
+    say(f"[train {cfg.name}] done: {summary['steps']} steps, {fmt_count(tokens or 0)} tokens, "
+        f"final loss {summary['final_loss']}, {fmt_duration(wall)} -> {final}")
+    return final
+
+
+def _read_metrics(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _last_logged_loss(path: Path):
+    rows = _read_metrics(path)
+    return round(rows[-1]["loss"], 4) if rows else None
+
+
+def _logged_tokens(path: Path):
+    rows = [r for r in _read_metrics(path) if "num_tokens" in r]
+    return int(rows[-1]["num_tokens"]) if rows else None
+
+
+def save_final(trainer, cfg: StudentConfig, run_dir: Path) -> Path:
+    """Write the final model atomically: <run>/model (LoRA: the adapter to <run>/adapter, merged to <run>/model)."""
+    accelerator = trainer.accelerator
+    target = run_dir / ("adapter" if cfg.lora.enabled else "model")
+    staging = target.with_name(f".{target.name}.partial")
+    if accelerator.is_main_process:
+        staging_dir_for(target)
+    accelerator.wait_for_everyone()
+    trainer.save_model(str(staging))  # every process calls it: gathers sharded (ZeRO-3 / FSDP) weights
+    if accelerator.is_main_process:
+        replace_dir(staging, target)
+        if cfg.lora.enabled and cfg.lora.merge:
+            merge_adapter(cfg, target, run_dir / "model")
+    accelerator.wait_for_everyone()
+    return run_dir / "model" if not cfg.lora.enabled or cfg.lora.merge else target
+
+
+def merge_adapter(cfg: StudentConfig, adapter_dir: Path, out: Path) -> Path:
+    """Merge a LoRA adapter into a fresh (unquantised) copy of its base: a standalone model."""
+    from peft import PeftModel
+
+    dtype = DTYPES[cfg.model.dtype] if torch.cuda.is_available() else torch.float32
+    base = AutoModelForCausalLM.from_pretrained(
+        cfg.model.name_or_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code, dtype=dtype
+    )
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
+    # The trained tokenizer's EOS (end of turn) must stop generation of the merged model too.
+    eos = merged.generation_config.eos_token_id
+    eos = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
+    if tokenizer.eos_token_id not in eos:
+        merged.generation_config.eos_token_id = [tokenizer.eos_token_id, *eos]
+    merged.config.eos_token_id = tokenizer.eos_token_id
+    merged.generation_config.pad_token_id = merged.config.pad_token_id = tokenizer.pad_token_id
+    staging = staging_dir_for(out)
+    merged.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    return replace_dir(staging, out)

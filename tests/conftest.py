@@ -1,0 +1,58 @@
+import os
+
+# Set before torch / datasets are imported (see ../shared/STACK.md: thread contention, Hub retries).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def toy_world(tmp_path_factory):
+    """A small toy world (the real builder, fewer problems) shared by the tests of a session."""
+    from distill.toy.models import ToyModelSpec
+    from distill.toy.world import ToyWorldConfig, build_world
+
+    cfg = ToyWorldConfig(
+        train_problems=2000,
+        test_problems=50,
+        tokenizer_corpus_problems=2000,
+        bases=[
+            ToyModelSpec(name="qwen2-h64-l2", family="qwen2", hidden_size=64, num_heads=2, num_layers=2),
+            ToyModelSpec(name="llama-h64-l2", family="llama", hidden_size=64, num_heads=2, num_layers=2),
+        ],
+    )
+    return build_world(cfg, tmp_path_factory.mktemp("toy") / "world", log=lambda *_: None)
+
+
+def student_yaml(path: Path, world: Path, run_dir: Path, base: str = "qwen2-h64-l2", **training) -> Path:
+    """A toy student recipe, written as a user would write one."""
+    recipe = {
+        "name": "test-student",
+        "run_dir": str(run_dir),
+        "model": {"name_or_path": str(world / "bases" / base), "dtype": "float32"},
+        "data": {"source": str(world / "sft")},
+        "training": {
+            "max_length": 256, "max_steps": 8, "per_device_train_batch_size": 8, "learning_rate": 3e-3,
+            "bf16": False, "gradient_checkpointing": False, "logging_steps": 2, "save_steps": 4, **training,
+        },
+    }
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def run_cli(*args, cwd=ROOT, timeout=600, **kwargs):
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "distill", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, **kwargs)

@@ -1,0 +1,64 @@
+import pytest
+import yaml
+
+from conftest import ROOT, run_cli, student_yaml
+from distill.config import load_config, parse_overrides
+from distill.errors import UsageError
+from distill.students.config import StudentConfig
+
+
+def test_overrides_are_dotted_and_typed():
+    assert parse_overrides(["training.learning_rate=1e-5", "lora.enabled=true", "name=x"]) == {
+        "training": {"learning_rate": 1e-5}, "lora": {"enabled": True}, "name": "x"}
+    with pytest.raises(UsageError, match="expected KEY=VALUE"):
+        parse_overrides(["training.learning_rate"])
+
+
+def test_override_wins_over_file(tmp_path, toy_world):
+    path = student_yaml(tmp_path / "s.yaml", toy_world, tmp_path / "run")
+    cfg = load_config(path, StudentConfig, ["training.max_steps=3", "lora.enabled=true"])
+    assert cfg.training.max_steps == 3 and cfg.lora.enabled
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda r: r["training"].update(lerning_rate=1e-4), "training.lerning_rate: unknown key (did you mean 'learning_rate'?)"),
+        (lambda r: r["training"].update(max_steps="many"), "training.max_steps: Input should be a valid integer"),
+        (lambda r: r["model"].update(name_or_path="./no/such/model"), "model.name_or_path: path does not exist: ./no/such/model"),
+        (lambda r: r["training"].pop("max_length"), "training.max_length: required key is missing"),
+        (lambda r: r["lora"].update(quantization="4bit") if "lora" in r else r.update(lora={"quantization": "4bit"}),
+         "lora.quantization needs lora.enabled: true"),
+    ],
+)
+def test_config_errors_name_file_and_key(tmp_path, toy_world, edit, expected):
+    path = student_yaml(tmp_path / "s.yaml", toy_world, tmp_path / "run")
+    recipe = yaml.safe_load(path.read_text())
+    edit(recipe)
+    path.write_text(yaml.safe_dump(recipe))
+    with pytest.raises(UsageError) as err:
+        load_config(path, StudentConfig)
+    assert str(err.value).startswith(f"{path}: ") and expected in str(err.value)
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nmodel: [unclosed\n")
+    with pytest.raises(UsageError, match=r"bad.yaml:\d+: invalid YAML"):
+        load_config(path, StudentConfig)
+
+
+def test_cli_misspelt_key_prints_one_line_and_exits_2(tmp_path, toy_world):
+    path = student_yaml(tmp_path / "s.yaml", toy_world, tmp_path / "run", lerning_rate=1e-4)
+    result = run_cli("train", path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"error: {path}: training.lerning_rate: unknown key (did you mean 'learning_rate'?)"], result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_cli_missing_config_and_bad_override_exit_2(tmp_path):
+    result = run_cli("train", tmp_path / "nope.yaml")
+    assert result.returncode == 2 and "no such config file" in result.stderr
+    result = run_cli("train", ROOT / "students" / "toy-student.yaml", "training.max_steps")
+    assert result.returncode == 2 and "expected KEY=VALUE" in result.stderr
