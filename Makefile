@@ -17,6 +17,7 @@ NUM_NODES ?= 1
 ACCELERATE_CONFIG ?= configs/accelerate/ddp.yaml
 STUDENT ?= students/toy-student.yaml
 TOY_WORLD ?= configs/toy-world.yaml
+TOY_TEACHER_DIR ?= toy/teacher
 
 .PHONY: install test test-quick demo toy-teacher toy-data train bench-train clean
 
@@ -41,13 +42,27 @@ test-quick: install
 toy-teacher: install
 	$(DISTILL) toy-teacher $(TOY_WORLD)
 
-# One student run. With NUM_GPUS/NUM_NODES > 1 it goes through accelerate launch.
+# One student run: `make train STUDENT=students/r1-distill-qwen-7b.yaml NUM_GPUS=8 ACCELERATE_CONFIG=configs/accelerate/zero3.yaml`.
+# One process runs directly; more go through `accelerate launch` (multi-node: configs/slurm/train.sbatch).
+WORLD_SIZE := $(shell echo $$(( $(NUM_GPUS) * $(NUM_NODES) )))
 train: install
+ifeq ($(WORLD_SIZE),1)
+	$(DISTILL) train $(STUDENT) $(ARGS)
+else
 	$(VENV)/bin/accelerate launch --config_file $(ACCELERATE_CONFIG) \
-		--num_processes $$(( $(NUM_GPUS) * $(NUM_NODES) )) --num_machines $(NUM_NODES) \
-		$${MACHINE_RANK:+--machine_rank $$MACHINE_RANK} $${MAIN_PROCESS_IP:+--main_process_ip $$MAIN_PROCESS_IP} \
-		$${MAIN_PROCESS_PORT:+--main_process_port $$MAIN_PROCESS_PORT} \
+		--num_processes $(WORLD_SIZE) --num_machines $(NUM_NODES) \
+		--machine_rank $${MACHINE_RANK:-0} --main_process_ip $${MAIN_PROCESS_IP:-127.0.0.1} \
+		--main_process_port $${MAIN_PROCESS_PORT:-29500} $(ACCELERATE_EXTRA_ARGS) \
 		-m distill train $(STUDENT) $(ARGS)
+endif
+
+# The pipeline on the toy world, as far as it is built: toy world, toy teacher (once), a toy student.
+demo: install
+	test -f $(TOY_TEACHER_DIR)/toy_teacher.json || $(DISTILL) toy-teacher $(TOY_WORLD)
+	$(DISTILL) toy-world $(TOY_WORLD)
+	$(DISTILL) train students/toy-student.yaml $(ARGS)
+	$(DISTILL) toy-check runs/students/toy-student/model --world $(TOY_WORLD)
+	$(DISTILL) toy-check $(TOY_TEACHER_DIR) --world $(TOY_WORLD)
 
 bench-train: install
 	$(PY) bench/train.py

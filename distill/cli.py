@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from distill.errors import DistillError
+from distill.errors import DistillError, UsageError
 
 # CPU-friendly, offline-first defaults; an explicit environment setting wins.
 for _key, _value in (("TRL_EXPERIMENTAL_SILENCE", "1"), ("TOKENIZERS_PARALLELISM", "false")):
@@ -43,6 +43,26 @@ def cmd_toy_teacher(args) -> None:
         raise DistillError(f"toy teacher pass@1 {report['pass_at_1']} is outside the expected band")
 
 
+def cmd_toy_check(args) -> None:
+    import json
+    from pathlib import Path
+
+    from distill.config import load_config
+    from distill.progress import say
+    from distill.toy.check import check_model
+    from distill.toy.world import ToyWorldConfig, build_world
+
+    if not (Path(args.model) / "config.json").is_file():
+        raise UsageError(f"{args.model}: not a model directory (no config.json)")
+    cfg = load_config(args.world, ToyWorldConfig)
+    world = build_world(cfg, log=say)
+    test = [json.loads(line) for line in (world / "prompts" / "test.jsonl").read_text().splitlines()]
+    result = check_model(args.model, test, k=args.samples, temperature=cfg.check_temperature, top_p=cfg.check_top_p,
+                         seed=cfg.seed)
+    say(f"[toy-check] {args.model}: pass@1 {result.pass_at_1:.3f} (T={cfg.check_temperature}, k={args.samples}, "
+        f"{result.problems} held-out problems), greedy {result.greedy:.3f}, stopped at EOS {result.stopped:.1%}")
+
+
 COMMANDS = {
     "train": (cmd_train, "fine-tune a student on chat traces (TRL SFT, full or LoRA)", "students/<run>.yaml"),
     "toy-world": (cmd_toy_world, "build the toy world: task data, tokenizer, tiny base models", "configs/toy-world.yaml"),
@@ -59,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("config", metavar="CONFIG", help=f"YAML config, e.g. {example}")
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. training.max_steps=10")
         p.set_defaults(func=func)
+    check = sub.add_parser("toy-check", help="sampled pass@1 of a model on the toy world's held-out problems")
+    check.add_argument("model", metavar="MODEL_DIR")
+    check.add_argument("--world", default="configs/toy-world.yaml", help="toy world config")
+    check.add_argument("--samples", type=int, default=4, help="samples per problem")
+    check.set_defaults(func=cmd_toy_check)
     return parser
 
 

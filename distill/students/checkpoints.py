@@ -19,7 +19,9 @@ def is_complete(directory: Path) -> bool:
         json.loads(state.read_text())
     except (OSError, ValueError):
         return False
-    return any(directory.glob("*.safetensors")) or any(directory.glob("*.bin"))
+    # Weights: a full save, or DeepSpeed's / FSDP's sharded states.
+    return any(directory.glob("*.safetensors")) or any(directory.glob("*.bin")) or any(directory.glob("global_step*")) \
+        or any(directory.glob("pytorch_model_fsdp*"))
 
 
 def last_complete_checkpoint(output_dir: str | Path) -> Path | None:

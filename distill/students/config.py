@@ -22,6 +22,8 @@ class ModelSection(Section):
     attn_implementation: str | None = None  # e.g. flash_attention_2, sdpa; None lets transformers choose
     revision: str | None = None
     trust_remote_code: bool = False
+    # Model config fields to change at load, e.g. {max_position_embeddings: 131072} for a long-context student.
+    config_overrides: dict[str, Any] = Field(default_factory=dict)
 
 
 class DataSection(Section):

@@ -150,7 +150,7 @@ def prepare(cfg: StudentConfig) -> Prepared:
     model = AutoModelForCausalLM.from_pretrained(
         cfg.model.name_or_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
         dtype=dtype, attn_implementation=cfg.model.attn_implementation,
-        quantization_config=_quantization(cfg),
+        quantization_config=_quantization(cfg), **cfg.model.config_overrides,
     )
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
@@ -232,7 +232,8 @@ def merge_adapter(cfg: StudentConfig, adapter_dir: Path, out: Path) -> Path:
 
     dtype = DTYPES[cfg.model.dtype] if torch.cuda.is_available() else torch.float32
     base = AutoModelForCausalLM.from_pretrained(
-        cfg.model.name_or_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code, dtype=dtype
+        cfg.model.name_or_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code, dtype=dtype,
+        **cfg.model.config_overrides,
     )
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))

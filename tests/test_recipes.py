@@ -1,0 +1,55 @@
+"""Every shipped recipe and infrastructure config is valid as written."""
+
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from distill.config import load_config
+from distill.students.config import StudentConfig
+from distill.students.train import sft_args
+from distill.students import chat
+
+RECIPES = sorted((ROOT / "students").glob("*.yaml"))
+R1_STUDENTS = {
+    "r1-distill-qwen-1.5b": "Qwen/Qwen2.5-Math-1.5B", "r1-distill-qwen-7b": "Qwen/Qwen2.5-Math-7B",
+    "r1-distill-qwen-14b": "Qwen/Qwen2.5-14B", "r1-distill-qwen-32b": "Qwen/Qwen2.5-32B",
+    "r1-distill-llama-8b": "meta-llama/Llama-3.1-8B", "r1-distill-llama-70b": "meta-llama/Llama-3.3-70B-Instruct",
+}
+
+
+def test_all_six_r1_distill_students_are_there():
+    names = {p.stem for p in RECIPES}
+    assert set(R1_STUDENTS) <= names and {"toy-teacher", "toy-student"} <= names
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_recipe_validates_and_builds_sft_settings(path, toy_world):
+    # Data and toy bases are made at run time; point them at the test's toy world.
+    overrides = [f"data.source={toy_world / 'sft'}"]
+    if path.stem.startswith("toy-"):
+        overrides.append(f"model.name_or_path={toy_world / 'bases' / 'qwen2-h64-l2'}")
+    cfg = load_config(path, StudentConfig, overrides)
+    assert cfg.training.max_length >= 256
+    if path.stem in R1_STUDENTS:
+        assert cfg.model.name_or_path == R1_STUDENTS[path.stem]
+        assert cfg.training.bf16 and cfg.training.gradient_checkpointing and cfg.training.max_length >= 16384
+        family = "llama3" if "llama" in path.stem else "qwen"
+        setup = chat.resolve(cfg.model.family, None, cfg.model.chat_template, cfg.model.eos_token, cfg.model.pad_token)
+        assert setup.family == family and setup.eos_token in ("<|im_end|>", "<|eot_id|>")
+        args = sft_args(cfg, setup, on_gpu=False)  # no GPU here: the CPU fallback (float32) is what builds
+        assert args.max_length == cfg.training.max_length and args.assistant_only_loss and not args.bf16
+        assert args.eos_token == setup.eos_token and args.chat_template_path.endswith(".jinja")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "accelerate").glob("*.yaml")), ids=lambda p: p.stem)
+def test_accelerate_configs_load(path):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    assert yaml.safe_load(path.read_text())["num_machines"] >= 1
+    load_config_from_file(str(path))
+
+
+def test_slurm_template_is_valid_bash():
+    subprocess.run(["bash", "-n", str(ROOT / "configs" / "slurm" / "train.sbatch")], check=True)

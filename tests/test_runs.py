@@ -1,0 +1,61 @@
+import json
+import os
+
+import pytest
+
+from distill.io import atomic_write_text, replace_dir, staging_dir_for
+from distill.runs import Run
+from distill.students.checkpoints import last_complete_checkpoint
+from distill.toy.world import ToyWorldConfig
+from distill.errors import UsageError
+
+
+def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
+    target = tmp_path / "out.json"
+    atomic_write_text(target, "old")
+
+    def boom(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temp file left behind
+
+
+def test_replace_dir_swaps_whole_directories(tmp_path):
+    final = tmp_path / "model"
+    for version in ("1", "2"):
+        staging = staging_dir_for(final)
+        (staging / "weights").write_text(version)
+        replace_dir(staging, final)
+    assert (final / "weights").read_text() == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_run_writes_config_and_manifest_and_refuses_incompatible_resume(tmp_path):
+    cfg = ToyWorldConfig()
+    run = Run(tmp_path / "r", "toy", cfg, {"model": "a"}).start()
+    run.finish(items=3)
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["counts"] == {"items": 3}
+    assert manifest["started"] and manifest["ended"] and "torch" in manifest["versions"]
+    assert (tmp_path / "r" / "config.yaml").read_text().startswith("seed: 0")
+    again = Run(tmp_path / "r", "toy", cfg, {"model": "a"}).start()
+    assert again.manifest["resumed_from"] == manifest["started"]
+    with pytest.raises(UsageError, match="different model"):
+        Run(tmp_path / "r", "toy", cfg, {"model": "b"}).start()
+
+
+def test_last_complete_checkpoint_skips_and_removes_partial_saves(tmp_path):
+    for step, complete in ((10, True), (20, True), (30, False)):
+        ckpt = tmp_path / f"checkpoint-{step}"
+        ckpt.mkdir()
+        (ckpt / "model.safetensors").write_bytes(b"w")
+        if complete:
+            (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (tmp_path / "checkpoint-20" / "trainer_state.json").write_text('{"global_st')  # truncated write
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-10"]
+    assert last_complete_checkpoint(tmp_path / "missing") is None

@@ -1,0 +1,56 @@
+import json
+
+import pytest
+from datasets import Dataset
+
+from distill.errors import UsageError
+from distill.students.data import load_messages
+
+CONVO = [{"role": "user", "content": "Compute 1 + 2."}, {"role": "assistant", "content": "<think>\n1 + 2 = 3\n</think>\n\n\\boxed{3}"}]
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_loads_parquet_directory_jsonl_file_and_saved_dataset(tmp_path, toy_world):
+    from_dir = load_messages(str(toy_world / "sft"))
+    assert from_dir.column_names == ["messages"] and len(from_dir) == 2000
+    jsonl = write_jsonl(tmp_path / "t.jsonl", [{"messages": CONVO, "extra": 1}] * 3)
+    assert len(load_messages(str(jsonl))) == 3
+    saved = tmp_path / "saved"
+    Dataset.from_list([{"messages": CONVO}] * 5).save_to_disk(str(saved))
+    assert len(load_messages(str(saved), max_samples=2)) == 2
+
+
+def test_split_selects_shards_by_name(tmp_path):
+    shards = tmp_path / "curated"
+    shards.mkdir()
+    Dataset.from_list([{"messages": CONVO}] * 4).to_parquet(str(shards / "train-00000.parquet"))
+    Dataset.from_list([{"messages": CONVO}] * 2).to_parquet(str(shards / "rejected-00000.parquet"))
+    assert len(load_messages(str(shards), split="train")) == 4
+    assert len(load_messages(str(shards), split="rejected")) == 2
+
+
+def test_field_mapping(tmp_path):
+    path = write_jsonl(tmp_path / "t.jsonl", [{"conversation": CONVO}])
+    assert load_messages(str(path), messages_field="conversation")[0]["messages"][1]["role"] == "assistant"
+    with pytest.raises(UsageError, match="has no column 'messages' .*conversation.*set data.messages_field"):
+        load_messages(str(path))
+
+
+@pytest.mark.parametrize("bad, reason", [
+    ([{"role": "user", "content": "hi"}], "no assistant message"),
+    ([{"role": "robot", "content": "hi"}], "expected messages with a role"),
+    ("just text", "expected a non-empty list"),
+])
+def test_bad_rows_name_source_and_row(tmp_path, bad, reason):
+    path = write_jsonl(tmp_path / "t.jsonl", [{"messages": CONVO}, {"messages": bad}])
+    with pytest.raises(UsageError, match=rf"data.source: {path}: row 1: {reason}"):
+        load_messages(str(path), shuffle_seed=None)
+
+
+def test_unreachable_hub_dataset_is_a_one_line_error():
+    with pytest.raises(UsageError, match=r"data.source: cannot load 'nobody/no-such-dataset'"):
+        load_messages("nobody/no-such-dataset")
