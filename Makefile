@@ -6,6 +6,8 @@ DISTILL := $(VENV)/bin/distill
 # CPU install path: torch pinned to the CPU build verified in ../shared/STACK.md.
 # On a GPU cluster install with `pip install -e '.[eval,gpu]'` instead (see README).
 TORCH_SPEC ?= torch==2.13.0
+# Elsewhere, point pip at a CPU wheel index so that it never pulls a multi-GB CUDA build: TORCH_INDEX=URL.
+TORCH_INDEX ?=
 export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
@@ -26,7 +28,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints/cpu.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -c constraints/cpu.txt -e '.[eval,test]'
 	$(PY) -m pip check
 	touch $@

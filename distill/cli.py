@@ -38,16 +38,14 @@ def cmd_toy_teacher(args) -> None:
     world_overrides = [o for o in args.overrides if not o.startswith("recipe.")]
     recipe_overrides = [o.removeprefix("recipe.") for o in args.overrides if o.startswith("recipe.")]
     parse_overrides(recipe_overrides)
-    report = build_teacher(load_config(args.config, ToyWorldConfig, world_overrides), recipe_overrides)
-    if not report["in_band"]:
-        raise DistillError(f"toy teacher pass@1 {report['pass_at_1']} is outside the expected band")
+    build_teacher(load_config(args.config, ToyWorldConfig, world_overrides), recipe_overrides)
 
 
 def cmd_toy_check(args) -> None:
-    import json
     from pathlib import Path
 
     from distill.config import load_config
+    from distill.io import read_jsonl
     from distill.progress import say
     from distill.toy.check import check_model
     from distill.toy.world import ToyWorldConfig, build_world
@@ -56,7 +54,7 @@ def cmd_toy_check(args) -> None:
         raise UsageError(f"{args.model}: not a model directory (no config.json)")
     cfg = load_config(args.world, ToyWorldConfig)
     world = build_world(cfg, log=say)
-    test = [json.loads(line) for line in (world / "prompts" / "test.jsonl").read_text().splitlines()]
+    test = read_jsonl(world / "prompts" / "test.jsonl")
     result = check_model(args.model, test, k=args.samples, temperature=cfg.check_temperature, top_p=cfg.check_top_p,
                          seed=cfg.seed)
     say(f"[toy-check] {args.model}: pass@1 {result.pass_at_1:.3f} (T={cfg.check_temperature}, k={args.samples}, "

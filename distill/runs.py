@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import os
 import platform
 import subprocess
 import sys
@@ -20,6 +21,11 @@ TRACKED_PACKAGES = (
     "distill", "torch", "transformers", "tokenizers", "trl", "peft", "datasets", "accelerate",
     "lm-eval", "math-verify", "vllm", "deepspeed", "liger-kernel", "flash-attn", "pydantic",
 )
+
+
+def is_main_process() -> bool:
+    """True in a single process, and in rank 0 of an `accelerate launch` / torchrun job."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def now() -> str:
@@ -49,6 +55,14 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
         return None
 
 
+def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new))
+        return [k for key in keys for k in changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [prefix.rstrip(".")] if old != new else []
+
+
 class Run:
     """One stage's run directory: `config.yaml` (resolved), `manifest.json`, outputs, `log.txt`.
 
@@ -64,14 +78,12 @@ class Run:
         self.manifest_path = self.dir / "manifest.json"
         self.manifest: dict[str, Any] = {}
 
-    def start(self) -> "Run":
+    def start(self) -> Run:
+        """Check resumability, then record the config and a fresh manifest (rank 0 writes)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         previous = self._previous_manifest()
         if previous and previous.get("fingerprint") != self.fingerprint:
-            changed = sorted(
-                key for key in set(self.fingerprint) | set(previous.get("fingerprint", {}))
-                if self.fingerprint.get(key) != previous.get("fingerprint", {}).get(key)
-            )
+            changed = changed_keys(previous.get("fingerprint", {}), self.fingerprint)
             raise UsageError(
                 f"{self.dir}: holds a {self.stage} run with a different {', '.join(changed)}; "
                 f"resuming would mix incompatible outputs. Use a new run directory, or delete {self.dir} to start over"
@@ -90,8 +102,9 @@ class Run:
             "resumed_from": previous.get("started") if previous else None,
             "counts": {},
         }
-        atomic_write_yaml(self.dir / "config.yaml", self.config.model_dump(mode="json"))
-        atomic_write_json(self.manifest_path, self.manifest)
+        if is_main_process():
+            atomic_write_yaml(self.dir / "config.yaml", self.config.model_dump(mode="json"))
+            atomic_write_json(self.manifest_path, self.manifest)
         return self
 
     def _previous_manifest(self) -> dict[str, Any] | None:
@@ -106,10 +119,10 @@ class Run:
 
     def update(self, **counts: Any) -> None:
         self.manifest["counts"].update(counts)
-        atomic_write_json(self.manifest_path, self.manifest)
+        if is_main_process():
+            atomic_write_json(self.manifest_path, self.manifest)
 
     def finish(self, status: str = "completed", **counts: Any) -> None:
-        self.manifest["counts"].update(counts)
         self.manifest["ended"] = now()
         self.manifest["status"] = status
-        atomic_write_json(self.manifest_path, self.manifest)
+        self.update(**counts)

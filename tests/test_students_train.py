@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from conftest import ROOT, student_yaml
 from distill.config import load_config
+from distill.io import read_jsonl
 from distill.students.config import StudentConfig
 from distill.students.train import train
 from distill.toy.check import sample_responses
@@ -66,7 +67,7 @@ def test_trained_student_stops_at_its_eos(tmp_path, toy_world):
         StudentConfig,
     )
     model_dir = train(cfg)
-    problems = [json.loads(l)["problem"] for l in (toy_world / "prompts" / "test.jsonl").read_text().splitlines()][:24]
+    problems = [row["problem"] for row in read_jsonl(toy_world / "prompts" / "test.jsonl")][:24]
     texts, stopped = sample_responses(str(model_dir), problems, k=0, temperature=0.6, top_p=0.95, max_new_tokens=120)
     stop_rate = sum(s[0] for s in stopped) / len(stopped)
     assert stop_rate >= 0.9, texts[:3]
@@ -101,7 +102,7 @@ def test_killed_training_resumes_from_last_checkpoint(tmp_path, toy_world):
     assert len(resumed) == 1 and "checkpoint-" in resumed[0]
     step = int(resumed[0].rsplit("checkpoint-", 1)[1])
     assert step >= 20
-    assert f"(resumed at step {step})" in result.stdout
+    assert f"process(es) (resumed at step {step})" in result.stdout
     summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
     assert summary["steps"] == 40 and summary["resumed_from"].endswith(f"checkpoint-{step}")
     assert (tmp_path / "run" / "model" / "model.safetensors").exists()
@@ -116,5 +117,23 @@ def test_changed_model_refuses_to_resume(tmp_path, toy_world):
 
     other = load_config(path, StudentConfig, [f"model.name_or_path={toy_world / 'bases' / 'llama-h64-l2'}",
                                               "model.family=qwen"])
-    with pytest.raises(UsageError, match="different .*model; resuming would mix"):
+    with pytest.raises(UsageError, match="different .*model.name_or_path; resuming would mix"):
         train(other)
+    with pytest.raises(UsageError, match="different training.learning_rate;"):
+        train(load_config(path, StudentConfig, ["training.learning_rate=1e-4"]))
+    # Logging and saving cadence do not change what is trained: resuming with them changed is fine.
+    train(load_config(path, StudentConfig, ["training.logging_steps=1", "training.save_total_limit=3"]))
+
+
+def test_two_process_data_parallel_run_saves_once(tmp_path, toy_world):
+    """The distributed path (what accelerate launch sets up on GPUs), on CPU with gloo via torchrun."""
+    path = student_yaml(tmp_path / "s.yaml", toy_world, tmp_path / "run", max_steps=4, save_steps=2)
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    result = subprocess.run([torchrun, "--nproc_per_node", "2", "-m", "distill", "train", str(path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("] done:") == 1 and "on 2 process(es)" in result.stdout
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 4
+    assert (tmp_path / "run" / "model" / "model.safetensors").exists()
+    assert not list((tmp_path / "run").glob(".*partial"))

@@ -3,6 +3,7 @@ import json
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from distill.io import read_jsonl
 from distill.toy import task
 from distill.toy.models import ToyModelSpec, build_model, count_parameters
 from distill.toy.tokenizer import train_tokenizer
@@ -36,7 +37,7 @@ def test_train_and_test_are_disjoint_for_any_seed():
 
 
 def test_world_files_use_the_prompt_schema(toy_world):
-    rows = [json.loads(l) for l in (toy_world / "prompts" / "test.jsonl").read_text().splitlines()]
+    rows = read_jsonl(toy_world / "prompts" / "test.jsonl")
     assert len(rows) == 50 and set(rows[0]) >= {"id", "problem", "answer"}
     assert len({r["id"] for r in rows}) == 50
 
@@ -51,9 +52,11 @@ def test_world_rebuild_is_skipped_when_unchanged(toy_world):
 def test_tokenizer_reloads_as_qwen2_with_identical_ids(toy_world):
     tok = AutoTokenizer.from_pretrained(toy_world / "bases" / "qwen2-h64-l2")
     assert type(tok).__name__ == "Qwen2Tokenizer"  # transformers imposes Qwen's regex: ids must not change
-    text = tok.apply_chat_template(
-        [{"role": "user", "content": "Compute 12 + 7."}, {"role": "assistant", "content": "<think>\n12 + 7 = 19\n</think>\n\n\\boxed{19}"}],
-        tokenize=False)
+    conversation = [
+        {"role": "user", "content": "Compute 12 + 7."},
+        {"role": "assistant", "content": "<think>\n12 + 7 = 19\n</think>\n\n\\boxed{19}"},
+    ]
+    text = tok.apply_chat_template(conversation, tokenize=False)
     raw = AutoTokenizer.from_pretrained(toy_world / "tokenizer")
     assert tok(text)["input_ids"] == raw(text)["input_ids"]
     pieces = tok.convert_ids_to_tokens(tok("12 + 7 = 19")["input_ids"])

@@ -20,14 +20,16 @@ class ProgressCallback(TrainerCallback):
         self.last_time = time.time()
 
     def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
         self.meter = RateMeter(state.max_steps, state.global_step)
         self.last_time = time.time()
         where = f" (resumed at step {state.global_step})" if state.global_step else ""
-        say(f"[train {self.name}] {state.max_steps} steps{where}")
+        say(f"[train {self.name}] {state.max_steps} steps on {args.world_size} process(es){where}")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = dict(logs or {})
-        if "loss" not in logs:
+        if "loss" not in logs or not state.is_world_process_zero:
             return
         now = time.time()
         tokens = logs.get("num_tokens")

@@ -82,7 +82,7 @@ class StudentConfig(Section):
     lora: LoraSection = Field(default_factory=LoraSection)
 
     @model_validator(mode="after")
-    def _defaults(self) -> "StudentConfig":
+    def _defaults(self) -> StudentConfig:
         if self.run_dir is None:
             self.run_dir = f"runs/students/{self.name}"
         if self.lora.quantization != "none" and not self.lora.enabled:

@@ -97,6 +97,7 @@ def sft_args(cfg: StudentConfig, setup: chat.ChatSetup, on_gpu: bool):
         dataset_num_proc=t.dataset_num_proc,
         report_to=t.report_to or "none",
         disable_tqdm=True,
+        ddp_find_unused_parameters=False,  # dense students use every parameter; the search costs a graph walk
         use_cpu=not on_gpu,
     )
     try:
@@ -105,15 +106,18 @@ def sft_args(cfg: StudentConfig, setup: chat.ChatSetup, on_gpu: bool):
         raise UsageError(f"training: invalid SFT settings: {str(exc).splitlines()[0]}") from None
 
 
+# Settings that may change between a crash and the resume: they do not change what is trained.
+RESUME_SAFE = {"logging_steps", "save_steps", "save_total_limit", "report_to", "dataloader_num_workers", "dataset_num_proc"}
+
+
 def fingerprint(cfg: StudentConfig) -> dict:
-    """What may not change when a run resumes from its checkpoints."""
+    """What may not change when a run resumes from its checkpoints: everything that shapes training."""
+    training = {k: v for k, v in cfg.training.model_dump(mode="json").items() if k not in RESUME_SAFE}
     return {
-        "model": cfg.model.name_or_path,
-        "data": f"{cfg.data.source}:{cfg.data.split}",
-        "lora": cfg.lora.model_dump() if cfg.lora.enabled else None,
-        "max_length": cfg.training.max_length,
-        "packing": cfg.training.packing,
-        "chat": f"{cfg.model.family}:{cfg.model.chat_template}:{cfg.model.eos_token}:{cfg.model.pad_token}",
+        "model": cfg.model.model_dump(mode="json"),
+        "data": cfg.data.model_dump(mode="json"),
+        "training": training,
+        "lora": cfg.lora.model_dump(mode="json"),
     }
 
 
@@ -185,7 +189,10 @@ def train(cfg: StudentConfig) -> Path:
         "resumed_from": str(prepared.checkpoint) if prepared.checkpoint else None,
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
         "lora": cfg.lora.enabled,
+        "world_size": trainer.args.world_size,
     }
+    if not trainer.accelerator.is_main_process:
+        return final
     atomic_write_json(run_dir / "train_summary.json", summary)
     prepared.run.finish(steps=summary["steps"], tokens=tokens, examples=len(prepared.dataset))
     say(f"[train {cfg.name}] done: {summary['steps']} steps, {fmt_count(tokens or 0)} tokens, "

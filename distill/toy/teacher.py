@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
 from distill.config import load_config
-from distill.io import atomic_write_json, replace_dir, staging_dir_for
+from distill.errors import DistillError
+from distill.io import atomic_write_json, read_jsonl, replace_dir, staging_dir_for
 from distill.progress import fmt_duration, say
 from distill.students.config import StudentConfig
 from distill.students.train import train
@@ -18,13 +20,22 @@ from distill.toy.world import ToyWorldConfig, build_world
 PASS_BAND = (0.5, 0.9)
 
 
+def discard_completed_run(run_dir: Path) -> None:
+    """A finished teacher build is rebuilt from its seed; an interrupted one resumes."""
+    manifest = run_dir / "manifest.json"
+    if manifest.exists() and json.loads(manifest.read_text()).get("status") == "completed":
+        say(f"[toy-teacher] rebuilding from scratch: removing the completed run {run_dir}")
+        shutil.rmtree(run_dir)
+
+
 def build_teacher(world_cfg: ToyWorldConfig, overrides: list[str] | None = None) -> dict:
     started = time.time()
     world = build_world(world_cfg, log=say)
     recipe = load_config(world_cfg.teacher_recipe, StudentConfig, overrides)
+    discard_completed_run(Path(recipe.run_dir))
     model_dir = train(recipe)
 
-    test = [json.loads(line) for line in (world / "prompts" / "test.jsonl").read_text().splitlines()]
+    test = read_jsonl(world / "prompts" / "test.jsonl")
     say(f"[toy-teacher] checking on {len(test)} held-out problems, {world_cfg.check_samples} samples each "
         f"at T={world_cfg.check_temperature}")
     result = check_model(str(model_dir), test, k=world_cfg.check_samples, temperature=world_cfg.check_temperature,
@@ -42,13 +53,21 @@ def build_teacher(world_cfg: ToyWorldConfig, overrides: list[str] | None = None)
         "recipe": world_cfg.teacher_recipe,
         "in_band": PASS_BAND[0] <= result.pass_at_1 <= PASS_BAND[1],
     }
-    staging = staging_dir_for(Path(world_cfg.teacher_dir))
-    for item in Path(model_dir).iterdir():
-        (staging / item.name).write_bytes(item.read_bytes())
-    atomic_write_json(staging / "toy_teacher.json", report)
-    replace_dir(staging, Path(world_cfg.teacher_dir))
+    atomic_write_json(Path(model_dir) / "toy_teacher.json", report)
     band = "inside" if report["in_band"] else "OUTSIDE"
     say(f"[toy-teacher] pass@1 {report['pass_at_1']:.3f} (T={world_cfg.check_temperature}, k={world_cfg.check_samples}, "
         f"{band} the {PASS_BAND[0]}-{PASS_BAND[1]} band), greedy {report['greedy']:.3f}, "
-        f"stopped at EOS {report['stopped_at_eos']:.1%}; built in {fmt_duration(build_seconds)} -> {world_cfg.teacher_dir}")
+        f"stopped at EOS {report['stopped_at_eos']:.1%}; built in {fmt_duration(build_seconds)}")
+    if not report["in_band"]:
+        raise DistillError(
+            f"toy teacher pass@1 {report['pass_at_1']} is outside {PASS_BAND}; kept at {model_dir}, "
+            f"{world_cfg.teacher_dir} left unchanged"
+        )
+    # Only a teacher inside the band replaces the installed one (tests and the demo read it from there).
+    staging = staging_dir_for(Path(world_cfg.teacher_dir))
+    for item in Path(model_dir).iterdir():
+        if item.is_file() and item.name != "training_args.bin":
+            (staging / item.name).write_bytes(item.read_bytes())
+    replace_dir(staging, Path(world_cfg.teacher_dir))
+    say(f"[toy-teacher] installed at {world_cfg.teacher_dir}")
     return report
