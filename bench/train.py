@@ -1,9 +1,15 @@
 """Students stage throughput on the toy data: packing (padding-free) vs padded batches, in one run.
 
 Prints, per mode: real (non-padding) tokens per second, the fraction of non-padding tokens in the
-batches, and the ratio of packed to padded throughput.
+batches, and the ratio of packed to padded throughput. Both modes see about the same number of
+tokens per step: padded batches hold `--batch` conversations; packed batches hold rows of
+`--max-length` tokens, as many as carry the same tokens.
 
-    .venv/bin/python bench/train.py [--steps 30] [--batch 16] [--max-length 512] [--world runs/toy/world]
+On CPU the padding-free path builds a block-diagonal attention mask over the whole flattened batch
+(there is no varlen flash-attention kernel), so its attention cost grows with the square of the
+tokens per step; on GPUs with flash-attention that cost is per sequence.
+
+    .venv/bin/python bench/train.py [--steps 30] [--batch 16] [--max-length 256] [--world runs/toy/world]
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ def batch_tokens(batch) -> tuple[int, int]:
 
 
 def measure(world: Path, packing: bool, steps: int, batch: int, max_length: int, workdir: Path) -> dict:
+    """Train `steps` steps in one mode; count real tokens and slots over the same batches."""
     cfg = load_config(
         ROOT / "students" / "toy-student.yaml", StudentConfig,
         [f"model.name_or_path={world / 'bases' / 'qwen2-h64-l2'}", f"data.source={world / 'sft'}",
@@ -66,7 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--world", type=Path, default=None, help="a built toy world (default: build a small one)")
     args = parser.parse_args()
     quiet_libraries()
@@ -75,12 +82,17 @@ def main() -> None:
         world = args.world or build_world(
             load_config(ROOT / "configs" / "toy-world.yaml", ToyWorldConfig, ["train_problems=5000"]),
             tmp / "world", log=lambda *_: None)
-        rows = [measure(world, packing, args.steps, args.batch, args.max_length, tmp) for packing in (False, True)]
-    print(f"\nstudents stage, toy student (qwen2-h64-l2), {args.steps} steps, batch {args.batch}, "
-          f"max_length {args.max_length}, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")
-    print(f"{'mode':<28} {'real tokens':>12} {'non-pad':>8} {'seconds':>8} {'tokens/s':>10}")
+        padded = measure(world, False, args.steps, args.batch, args.max_length, tmp)
+        per_step = padded["real_tokens"] / args.steps
+        packed_batch = max(1, round(per_step / args.max_length))
+        packed = measure(world, True, args.steps, packed_batch, args.max_length, tmp)
+        rows = [dict(padded, batch=args.batch), dict(packed, batch=packed_batch)]
+    print(f"\nstudents stage, toy student (qwen2-h64-l2), {args.steps} steps, max_length {args.max_length}, "
+          f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")
+    print(f"{'mode':<28} {'batch':>6} {'real tokens':>12} {'non-pad':>8} {'seconds':>8} {'tokens/s':>10}")
     for r in rows:
-        print(f"{r['mode']:<28} {r['real_tokens']:>12,} {r['nonpad']:>8.1%} {r['seconds']:>8.1f} {r['tok_s']:>10,.0f}")
+        print(f"{r['mode']:<28} {r['batch']:>6} {r['real_tokens']:>12,} {r['nonpad']:>8.1%} {r['seconds']:>8.1f} "
+              f"{r['tok_s']:>10,.0f}")
     print(f"packed / padded throughput: {rows[1]['tok_s'] / rows[0]['tok_s']:.2f}x")
 
 

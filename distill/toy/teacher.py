@@ -49,8 +49,10 @@ def build_teacher(world_cfg: ToyWorldConfig, overrides: list[str] | None = None)
         "samples_per_problem": world_cfg.check_samples,
         "temperature": world_cfg.check_temperature,
         "build_seconds": round(build_seconds, 1),
-        "seed": world_cfg.seed,
+        "world_seed": world_cfg.seed,
         "recipe": world_cfg.teacher_recipe,
+        "training_seed": recipe.training.seed,
+        "steps": recipe.training.max_steps,
         "in_band": PASS_BAND[0] <= result.pass_at_1 <= PASS_BAND[1],
     }
     atomic_write_json(Path(model_dir) / "toy_teacher.json", report)
