@@ -82,3 +82,33 @@ def test_family_tokens_missing_from_tokenizer_is_a_config_error(tmp_path, toy_wo
     path = student_yaml(tmp_path / "s.yaml", toy_world, tmp_path / "run", base="llama-h64-l2")
     with pytest.raises(UsageError, match=r"model.eos_token: '<\|eot_id\|>' is not in the tokenizer"):
         prepare(load_config(path, StudentConfig))
+
+
+LLAMA3_TOKENS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|finetune_right_pad_id|>"]
+
+
+@pytest.mark.slow
+def test_llama3_family_trains_eot_and_pads_with_its_own_token(tmp_path, toy_world):
+    """A Llama-3-style checkpoint (Llama 3 special tokens, family auto): `<|eot_id|>` ends and trains."""
+    from tokenizers import AddedToken
+    from transformers import AutoTokenizer
+
+    from distill.toy.models import ToyModelSpec, save_base
+
+    tokenizer = AutoTokenizer.from_pretrained(toy_world / "tokenizer")
+    tokenizer.add_tokens([AddedToken(t, special=True) for t in LLAMA3_TOKENS], special_tokens=True)
+    tokenizer.bos_token = "<|begin_of_text|>"
+    base = tmp_path / "llama3-base"
+    save_base(ToyModelSpec(name="llama3", family="llama", hidden_size=64, num_heads=2), tokenizer, 0, base)
+    path = student_yaml(tmp_path / "s.yaml", toy_world, tmp_path / "run")
+    trainer = prepare(load_config(path, StudentConfig, [f"model.name_or_path={base}"])).trainer
+    tok = trainer.processing_class
+    assert tok.eos_token == "<|eot_id|>" and tok.pad_token == "<|finetune_right_pad_id|>"
+    assert trainer.model.generation_config.eos_token_id[0] == tok.convert_tokens_to_ids("<|eot_id|>")
+    batch = next(iter(trainer.get_train_dataloader()))
+    for labels, ids in zip(batch["labels"], batch["input_ids"]):
+        spans = trained_spans(labels)
+        assert len(spans) == 1
+        text = tok.decode(spans[0])
+        assert text.startswith("<think>") and text.endswith("<|eot_id|>") and "<|start_header_id|>" not in text, text
+        assert tok.decode(ids).startswith("<|begin_of_text|><|start_header_id|>user<|end_header_id|>")
