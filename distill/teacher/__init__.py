@@ -1,0 +1,1 @@
+"""The teacher stage: serve the teacher, sample k traces per prompt."""

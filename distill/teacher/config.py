@@ -1,0 +1,85 @@
+"""A generation run, as written in teacher/runs/<run>.yaml."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from distill.config import HubIdOrPath, Section
+
+R1_MATH_TEMPLATE = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."
+
+
+class PromptsSection(Section):
+    source: HubIdOrPath  # Hub dataset id, a .jsonl/.json/.parquet file, or a directory of them
+    name: str | None = None  # a name for the source in traces (default: the file or dataset name)
+    split: str = "train"
+    subset: str | None = None
+    # Where each field of the prompt schema lives in the source's rows.
+    fields: dict[str, str] = Field(default_factory=lambda: {"id": "id", "problem": "problem", "answer": "answer"})
+    # R1's advice: no system prompt; the instruction goes in the user turn. `{problem}` is replaced.
+    template: str = R1_MATH_TEMPLATE
+    system_prompt: str | None = None
+    limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _fields(self) -> PromptsSection:
+        unknown = set(self.fields) - {"id", "problem", "answer", "tests"}
+        if unknown:
+            raise ValueError(f"prompts.fields: unknown schema field(s) {sorted(unknown)}; expected id, problem, answer, tests")
+        if "problem" not in self.fields:
+            raise ValueError("prompts.fields: 'problem' must be mapped")
+        return self
+
+
+class EngineSection(Section):
+    kind: Literal["openai", "vllm", "hf"] = "openai"
+    model: str = "deepseek-ai/DeepSeek-R1"  # served model name (openai) or model path (vllm, hf)
+    base_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000/v1"])
+    api_key_env: str | None = None  # name of the environment variable holding the API key
+    max_concurrency: int = Field(default=64, ge=1)  # requests in flight in total
+    per_endpoint_concurrency: int = Field(default=32, ge=1)
+    timeout_s: float = Field(default=3600, gt=0)  # one request: R1 at 32k tokens takes minutes
+    max_retries: int = Field(default=5, ge=0)
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+    endpoint_failures_before_down: int = Field(default=3, ge=1)
+    endpoint_cooldown_s: float = 10.0
+    vllm_extensions: bool = True  # vLLM servers: token ids for exact counts and logprobs
+    vllm_args: dict[str, Any] = Field(default_factory=dict)  # kind vllm: LLM(...) arguments
+
+
+class SamplingSection(Section):
+    n: int = Field(default=4, ge=1)  # samples per prompt, in one request (prefix shared)
+    temperature: float = Field(default=0.6, ge=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_tokens: int = Field(default=32768, ge=1)
+    seed: int | None = None  # set: reproducible samples on seed-honouring servers
+    top_logprobs: int = Field(default=0, ge=0, le=20)
+
+
+class CostSection(Section):
+    """Estimated cost: GPU-hours for self-hosted, or $ per million tokens for a hosted API."""
+
+    gpu_hour_usd: float | None = None
+    gpus: int = 8
+    usd_per_million_input: float | None = None
+    usd_per_million_output: float | None = None
+
+
+class GenerateConfig(Section):
+    name: str
+    run_dir: str | None = None  # default: runs/teacher/<name>
+    prompts: PromptsSection
+    engine: EngineSection = Field(default_factory=EngineSection)
+    sampling: SamplingSection = Field(default_factory=SamplingSection)
+    cost: CostSection = Field(default_factory=CostSection)
+    flush_every: int = Field(default=64, ge=1)  # traces per shard at most
+    flush_seconds: float = Field(default=10.0, gt=0)  # and at least this often
+
+    @model_validator(mode="after")
+    def _defaults(self) -> GenerateConfig:
+        if self.run_dir is None:
+            self.run_dir = f"runs/teacher/{self.name}"
+        return self

