@@ -183,3 +183,20 @@ def test_dead_endpoint_is_taken_out_and_work_moves_to_the_other():
         results = asyncio.run(go())
     assert all(len(r.completions) == 2 and r.endpoint == alive.base_url for r in results)
     assert engine.endpoints[0].outages >= 1 and engine.endpoints[1].served == 8
+
+
+def test_code_prompts_use_their_own_templates_and_parse_tests():
+    cfg = load_config(ROOT / "teacher" / "runs" / "code.yaml", GenerateConfig,
+                      [f"prompts.source={SHARED_DATA / 'code' / 'livecodebench_2408_2501_public_tests.json'}"])
+    prompts = load_prompts(cfg.prompts)
+    assert len(prompts) == 279
+    stdin = next(p for p in prompts if not p.metadata["starter_code"])
+    functional = next(p for p in prompts if p.metadata["starter_code"])
+    assert stdin.tests[0]["testtype"] == "stdin" and isinstance(stdin.tests[0]["input"], str)  # Python-literal tests parsed
+    p = cfg.prompts
+
+    def text(prompt):
+        return prompt.messages(p.template, p.system_prompt, p.alt_template, p.alt_template_field)[0]["content"]
+
+    assert "Read the inputs from stdin" in text(stdin) and "starter code" not in text(stdin)
+    assert functional.metadata["starter_code"].strip() in text(functional) and "stdin" not in text(functional)

@@ -18,8 +18,12 @@ class PromptsSection(Section):
     subset: str | None = None
     # Where each field of the prompt schema lives in the source's rows.
     fields: dict[str, str] = Field(default_factory=lambda: {"id": "id", "problem": "problem", "answer": "answer"})
-    # R1's advice: no system prompt; the instruction goes in the user turn. `{problem}` is replaced.
+    # R1's advice: no system prompt; the instruction goes in the user turn. `{problem}` and `{column}`
+    # (any column of the source) are replaced.
     template: str = R1_MATH_TEMPLATE
+    # Code prompts: another template for rows whose `template_field` is non-empty (e.g. starter_code).
+    alt_template: str | None = None
+    alt_template_field: str | None = None
     system_prompt: str | None = None
     limit: int | None = Field(default=None, ge=1)
 

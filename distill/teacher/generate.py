@@ -88,7 +88,8 @@ async def _generate(cfg: GenerateConfig, run: Run, prompts: list[Prompt], todo: 
             buffer, last_flush = [], time.time()
 
     async def one(prompt: Prompt, indices: list[int]) -> None:
-        messages = prompt.messages(cfg.prompts.template, cfg.prompts.system_prompt)
+        messages = prompt.messages(cfg.prompts.template, cfg.prompts.system_prompt, cfg.prompts.alt_template,
+                                   cfg.prompts.alt_template_field)
         params = SamplingParams(n=len(indices), temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p,
                                 max_tokens=cfg.sampling.max_tokens, seed=request_seed(cfg.sampling.seed, prompt.id, indices[0]),
                                 top_logprobs=cfg.sampling.top_logprobs)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,9 @@ from distill.progress import say
 from distill.teacher.config import PromptsSection
 
 
+FIELD = re.compile(r"\{(\w+)\}")  # {problem}, {starter_code}, ...; LaTeX like \\boxed{} is left alone
+
+
 @dataclass
 class Prompt:
     id: str
@@ -24,8 +29,12 @@ class Prompt:
     tests: Any = None
     metadata: dict = field(default_factory=dict)
 
-    def messages(self, template: str, system_prompt: str | None) -> list[dict]:
-        user = template.replace("{problem}", self.problem)
+    def messages(self, template: str, system_prompt: str | None, alt_template: str | None = None,
+                 alt_field: str | None = None) -> list[dict]:
+        if alt_template and alt_field and str(self.metadata.get(alt_field) or "").strip():
+            template = alt_template
+        values = {**{k: str(v) for k, v in self.metadata.items()}, "problem": self.problem}
+        user = FIELD.sub(lambda m: values.get(m.group(1), m.group(0)), template)
         return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": user}]
 
 
@@ -75,15 +84,23 @@ def load_prompts(cfg: PromptsSection) -> list[Prompt]:
         answer = row[cfg.fields["answer"]] if "answer" in cfg.fields else None
         tests = row[cfg.fields["tests"]] if "tests" in cfg.fields else None
         if isinstance(tests, str):
-            try:
-                tests = json.loads(tests)
-            except ValueError:
-                pass
+            tests = parse_tests(tests)
         metadata = {k: v for k, v in row.items() if k not in mapped and _plain(v)}
         prompts.append(Prompt(pid, problem, None if answer is None else str(answer), tests, metadata))
     if duplicates:
         say(f"prompts: skipped {duplicates} exact duplicate problems of {cfg.source}")
     return prompts
+
+
+def parse_tests(text: str) -> Any:
+    """Tests stored as a JSON string, or as a Python literal (some LiveCodeBench exports)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
 
 
 def _plain(value: Any) -> bool:
