@@ -200,3 +200,17 @@ def test_code_prompts_use_their_own_templates_and_parse_tests():
 
     assert "Read the inputs from stdin" in text(stdin) and "starter code" not in text(stdin)
     assert functional.metadata["starter_code"].strip() in text(functional) and "stdin" not in text(functional)
+
+
+def test_all_endpoints_down_fails_the_request_after_the_limit():
+    engine = OpenAIEngine(engine_cfg("http://127.0.0.1:9/v1", endpoint_failures_before_down=1, max_retries=50,
+                                     all_down_timeout_s=0.5))
+
+    async def go():
+        try:
+            await engine.complete(MESSAGES, SamplingParams(n=1))
+        finally:
+            await engine.close()
+
+    with pytest.raises(EngineError, match="every endpoint has been down"):
+        asyncio.run(go())

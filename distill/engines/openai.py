@@ -53,6 +53,7 @@ class OpenAIEngine:
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._session: aiohttp.ClientSession | None = None
         self._changed = asyncio.Condition()
+        self._all_down_since: float | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -85,12 +86,19 @@ class OpenAIEngine:
         """The up endpoint with the most free capacity; waits while all are full or down."""
         while True:
             up = [e for e in self.endpoints if e.up and e.inflight < e.limit]
+            if any(e.up for e in self.endpoints):
+                self._all_down_since = None
             if up:
                 best = min(up, key=lambda e: (e.inflight / e.limit, e.served))
                 best.inflight += 1
                 return best
             down = [e for e in self.endpoints if not e.up]
             if down and all(not e.up for e in self.endpoints):
+                if self._all_down_since is None:
+                    self._all_down_since = time.monotonic()
+                elif time.monotonic() - self._all_down_since > self.cfg.all_down_timeout_s:
+                    raise EngineError(f"every endpoint has been down for over {self.cfg.all_down_timeout_s:.0f}s "
+                                      "(engine.all_down_timeout_s); rerun the same command to resume")
                 wake = min(e.down_until for e in down) - time.monotonic()
                 await asyncio.sleep(max(0.05, wake))
                 for e in down:

@@ -50,6 +50,7 @@ class EngineSection(Section):
     backoff_max_s: float = 60.0
     endpoint_failures_before_down: int = Field(default=3, ge=1)
     endpoint_cooldown_s: float = 10.0
+    all_down_timeout_s: float = 600.0  # every endpoint down this long: remaining samples fail (resumable)
     vllm_extensions: bool = True  # vLLM servers: token ids for exact counts and logprobs
     vllm_args: dict[str, Any] = Field(default_factory=dict)  # kind vllm: LLM(...) arguments
 

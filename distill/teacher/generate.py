@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from distill.engines import EngineError, SamplingParams, make_engine
+from distill.engines import SamplingParams, make_engine
 from distill.io import atomic_write_json
 from distill.progress import fmt_count, fmt_duration, say
 from distill.runs import Run
@@ -99,7 +99,7 @@ async def _generate(cfg: GenerateConfig, run: Run, prompts: list[Prompt], todo: 
         async with limit:
             try:
                 result = await engine.complete(messages, params)
-            except (EngineError, Exception) as exc:  # recorded on every sample of the request, never dropped
+            except Exception as exc:  # recorded on every sample of the request, never dropped
                 error = f"{type(exc).__name__}: {exc}"
                 buffer.extend(Trace(**base, sample_index=i, status="failed", error=error) for i in indices)
                 progress.add(len(indices), 0, len(indices))
