@@ -48,6 +48,36 @@ def cmd_serve(args) -> None:
             stop(cfg)
 
 
+def cmd_verify_code(args) -> None:
+    import json
+    from pathlib import Path
+
+    from distill.verify.code import verify_code
+    from distill.verify.sandbox import Limits, LocalSandbox
+
+    path = Path(args.input)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    sandbox = LocalSandbox(allow_weak=args.allow_weak_sandbox)
+    limits = Limits(wall_s=args.timeout, memory_mb=args.memory_mb)
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    try:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                code, tests = item["code"], item["tests"]
+            except (ValueError, KeyError, TypeError):
+                raise UsageError(f"{path}:{number}: expected a JSON object with 'code' and 'tests'") from None
+            verdict = verify_code(code, tests, item.get("starter_code"), item.get("entry_point"), sandbox, limits)
+            out.write(json.dumps(verdict.to_dict()) + "\n")
+            out.flush()
+    finally:
+        if args.out:
+            out.close()
+
+
 def cmd_toy_world(args) -> None:
     from distill.config import load_config
     from distill.progress import say
@@ -112,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--stop", action="store_true", help="stop the server this recipe started")
     serve.add_argument("--foreground", action="store_true", help="stay attached; stop the server on exit")
     serve.set_defaults(func=cmd_serve)
+    verify = sub.add_parser("verify-code", help="run code against tests in the sandbox: one JSON verdict per input line")
+    verify.add_argument("input", metavar="INPUT.jsonl", help='lines of {"code": ..., "tests": [...]}')
+    verify.add_argument("--out", help="write verdicts here instead of stdout")
+    verify.add_argument("--timeout", type=float, default=10.0, help="wall-clock seconds per program run")
+    verify.add_argument("--memory-mb", type=int, default=1024)
+    verify.add_argument("--allow-weak-sandbox", action="store_true",
+                        help="run without namespaces (no network isolation) where they are unavailable")
+    verify.set_defaults(func=cmd_verify_code)
     check = sub.add_parser("toy-check", help="sampled pass@1 of a model on the toy world's held-out problems")
     check.add_argument("model", metavar="MODEL_DIR")
     check.add_argument("--world", default="configs/toy-world.yaml", help="toy world config")

@@ -1,0 +1,1 @@
+"""Verifiers: one scorer for curation and evaluation (math answers, multiple choice, code in a sandbox)."""

@@ -1,0 +1,113 @@
+"""Code answers: the final code block, run against the problem's tests inside the sandbox.
+
+Test formats: LiveCodeBench (`[{input, output, testtype: stdin | functional}]`, functional ones call the
+method named in the starter code with JSON arguments, one per line), and assert-style tests
+(HumanEval / MBPP: a list of assert statements, or a `check(candidate)` function with an entry point).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from distill.verify.math import final_answer_text
+from distill.verify.sandbox import DEFAULT_LIMITS, Limits, LocalSandbox, RunResult, Sandbox, python_argv
+
+CODE_BLOCK = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)
+# What competitive-programming solutions assume is imported (LiveCodeBench's own harness does the same).
+PRELUDE = ("from typing import *\nimport collections, heapq, bisect, itertools, functools, math, string, re, sys\n"
+           "from collections import *\nfrom functools import *\nfrom itertools import *\nfrom heapq import *\n"
+           "from bisect import *\nfrom math import *\n")
+
+
+@dataclass(frozen=True)
+class CodeVerdict:
+    passed: bool
+    status: str  # passed | failed | timeout | error
+    detail: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def extract_code(text: str) -> str | None:
+    """The last fenced code block (python preferred), or None."""
+    blocks = CODE_BLOCK.findall(text)
+    if not blocks:
+        return None
+    python = [code for lang, code in blocks if lang.lower() in ("python", "py", "python3")]
+    return (python or [code for _, code in blocks])[-1]
+
+
+def function_name(starter_code: str | None) -> str | None:
+    names = re.findall(r"def\s+(\w+)\s*\(\s*self", starter_code or "")
+    return names[-1] if names else None
+
+
+def _functional_program(code: str, name: str) -> str:
+    return (f"{PRELUDE}\n{code}\n\nimport json as _json, sys as _sys\n"
+            "_args = [_json.loads(line) for line in _sys.stdin.read().split('\\n') if line.strip()]\n"
+            f"_result = Solution().{name}(*_args)\nprint(_json.dumps(_result))\n")
+
+
+def _same_stdout(got: str, expected: str) -> bool:
+    lines = lambda s: [line.rstrip() for line in s.strip().splitlines()]  # noqa: E731
+    return lines(got) == lines(expected)
+
+
+def _same_json(got: str, expected: str) -> bool:
+    try:
+        return json.loads(got.strip()) == json.loads(expected.strip())
+    except ValueError:
+        return got.strip() == expected.strip()
+
+
+def _failure(result: RunResult, what: str) -> CodeVerdict:
+    if result.status == "timeout":
+        return CodeVerdict(False, "timeout", f"{what}: time limit exceeded ({result.wall_s:.1f}s)")
+    last = (result.stderr.strip().splitlines() or ["no output"])[-1][:300]
+    status = "failed" if "AssertionError" in last else "error"
+    return CodeVerdict(False, status, f"{what}: exit {result.returncode}: {last}")
+
+
+def verify_code(code: str | None, tests: Any, starter_code: str | None = None, entry_point: str | None = None,
+                sandbox: Sandbox | None = None, limits: Limits = DEFAULT_LIMITS) -> CodeVerdict:
+    if not code or not code.strip():
+        return CodeVerdict(False, "error", "no code block in the answer")
+    sandbox = sandbox or LocalSandbox()
+    if isinstance(tests, str) and "def check(" in tests:
+        if not entry_point:
+            return CodeVerdict(False, "error", "check(candidate) tests need an entry_point")
+        program = f"{PRELUDE}\n{code}\n\n{tests}\n\ncheck({entry_point})\n"
+        result = sandbox.run({"main.py": program}, python_argv(), limits=limits)
+        return CodeVerdict(True, "passed", "check passed") if result.status == "ok" else _failure(result, "check")
+    if not isinstance(tests, list) or not tests:
+        return CodeVerdict(False, "error", f"unsupported tests: {str(tests)[:100]}")
+    if all(isinstance(t, str) for t in tests):  # assert statements
+        program = f"{PRELUDE}\n{code}\n\n" + "\n".join(tests) + "\n"
+        result = sandbox.run({"main.py": program}, python_argv(), limits=limits)
+        return CodeVerdict(True, "passed", f"{len(tests)} asserts passed") if result.status == "ok" else _failure(result, "asserts")
+    name = function_name(starter_code)
+    for index, test in enumerate(tests):
+        functional = test.get("testtype") == "functional"
+        if functional and not name:
+            return CodeVerdict(False, "error", "functional test without a starter-code method name")
+        program = _functional_program(code, name) if functional else code
+        result = sandbox.run({"main.py": program}, python_argv(), stdin=test.get("input", ""), limits=limits)
+        if result.status != "ok":
+            return _failure(result, f"test {index}")
+        same = _same_json if functional else _same_stdout
+        if not same(result.stdout, test.get("output", "")):
+            return CodeVerdict(False, "failed", f"test {index}: wrong output: got {result.stdout.strip()[:80]!r}, "
+                                                f"expected {str(test.get('output', '')).strip()[:80]!r}")
+    return CodeVerdict(True, "passed", f"{len(tests)} tests passed")
+
+
+def verify_response(response: str, tests: Any, reasoning: bool = True, **kwargs) -> CodeVerdict:
+    """A model response: the code block of its final answer (after `</think>` for reasoning models)."""
+    text = final_answer_text(response, reasoning)
+    if text is None:
+        return CodeVerdict(False, "error", "no closing </think>")
+    return verify_code(extract_code(text), tests, **kwargs)

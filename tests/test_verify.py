@@ -1,0 +1,184 @@
+"""Verifiers on real references: MATH-500 / AIME answers and LiveCodeBench public tests; the sandbox
+against hostile programs."""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import SHARED_DATA, run_cli
+from distill.io import read_jsonl
+from distill.verify.code import extract_code, verify_code, verify_response
+from distill.verify.math import score, score_many
+from distill.verify.sandbox import Limits, LocalSandbox, python_argv
+
+R = "<think>\nworking...\n</think>\n\n"
+
+
+@pytest.mark.parametrize("answer, reference, correct", [
+    ("\\boxed{\\frac{1}{2}}", "0.5", True),  # fraction vs decimal
+    ("\\boxed{0.5}", "\\frac{1}{2}", True),
+    ("\\boxed{[1, 3)}", "[1,3)", True),  # intervals: open/closed ends matter
+    ("\\boxed{(1, 3)}", "[1,3)", False),
+    ("\\boxed{\\{1, 2, 3\\}}", "\\{3,2,1\\}", True),  # sets, any order
+    ("\\boxed{\\text{Evelyn}}", "\\text{Evelyn}", True),  # \\text{} answers
+    ("\\boxed{3\\sqrt{13}}", "3\\sqrt{13}", True),
+    ("\\boxed{50\\%}", "0.5", False),  # math-verify's documented behaviour (STACK.md)
+    ("\\boxed{042}", "42", True),  # AIME integers, leading zeros
+    ("\\boxed{41}", "42", False),
+    ("\\boxed{\\text{(C)}}", "C", True),  # multiple choice
+    ("The answer is (B).", "C", False),
+])
+def test_math_scorer(answer, reference, correct):
+    verdict = score(R + answer, reference)
+    assert verdict.correct is correct, verdict
+
+
+def test_math_scorer_reasons():
+    assert score("\\boxed{42}", "42").reason == "no closing </think>"  # truncated reasoning is wrong
+    assert score("\\boxed{42}", "42", reasoning=False).correct  # non-reasoning models: the whole response
+    assert score("42\n</think>\n\\boxed{42}", "42").correct  # R1 pre-fills <think>: only the closing tag
+    assert score(R + "I give up.", "42").reason == "no answer"
+    assert score(R.replace("working...", "\\boxed{7}") + "\\boxed{42}", "42").correct  # answer after </think> only
+
+
+def test_math500_and_aime_references_score_their_own_answers():
+    rows = read_jsonl(SHARED_DATA / "math" / "math500.jsonl")
+    aime = read_jsonl(SHARED_DATA / "math" / "aime24.jsonl")
+    items = [(R + f"\\boxed{{{r['answer']}}}", r["answer"], True, "auto") for r in rows]
+    items += [(R + f"\\boxed{{{r['answer']}}}", str(r["answer"]), True, "auto") for r in aime]
+    verdicts = score_many(items, workers=2)
+    wrong = [(i[1], v) for i, v in zip(items, verdicts) if not v.correct]
+    assert len(wrong) <= 5, wrong[:5]  # a reference equals itself (a few exotic LaTeX forms aside)
+    shifted = score_many([(R + "\\boxed{" + rows[(i + 1) % 50]["answer"] + "}", rows[i]["answer"], True, "auto")
+                          for i in range(50)], workers=0)
+    assert sum(v.correct for v in shifted) <= 3  # another problem's answer is wrong
+
+
+LCB = json.loads((SHARED_DATA / "code" / "livecodebench_2408_2501_public_tests.json").read_text())
+SECOND_LARGEST = "n = int(input())\na = list(map(int, input().split()))\nprint(a.index(sorted(a)[-2]) + 1)\n"
+SHORTEST_PATHS = '''
+class Solution:
+    def shortestDistanceAfterQueries(self, n: int, queries: List[List[int]]) -> List[int]:
+        graph = [[i + 1] for i in range(n - 1)] + [[]]
+        out = []
+        for u, v in queries:
+            graph[u].append(v)
+            dist = [-1] * n
+            dist[0] = 0
+            queue = deque([0])
+            while queue:
+                x = queue.popleft()
+                for y in graph[x]:
+                    if dist[y] < 0:
+                        dist[y] = dist[x] + 1
+                        queue.append(y)
+            out.append(dist[n - 1])
+        return out
+'''
+
+
+def lcb(prefix):
+    return next(p for p in LCB if p["problem"].startswith(prefix))
+
+
+def test_livecodebench_stdin_and_functional_tests():
+    stdin = LCB[0]
+    assert verify_code(SECOND_LARGEST, stdin["tests"]).status == "passed"
+    wrong = verify_code("print(1)", stdin["tests"])
+    assert wrong.status == "failed" and "wrong output" in wrong.detail
+    functional = lcb("You are given an integer n and a 2D integer array queries.\nThere are n cities")
+    assert verify_code(SHORTEST_PATHS, functional["tests"], functional["starter_code"]).status == "passed"
+    off_by_one = SHORTEST_PATHS.replace("out.append(dist[n - 1])", "out.append(dist[n - 1] + 1)")
+    assert verify_code(off_by_one, functional["tests"], functional["starter_code"]).status == "failed"
+    crash = verify_code("raise ValueError('boom')", stdin["tests"])
+    assert crash.status == "error" and "ValueError: boom" in crash.detail
+
+
+def test_assert_and_check_style_tests():
+    assert verify_code("def add(a, b):\n    return a + b", ["assert add(1, 2) == 3"]).status == "passed"
+    failed = verify_code("def add(a, b):\n    return a - b", ["assert add(1, 2) == 3"])
+    assert failed.status == "failed" and "AssertionError" in failed.detail
+    check = "def check(candidate):\n    assert candidate(2) == 4\n"
+    assert verify_code("def sq(x):\n    return x * x", check, entry_point="sq").passed
+
+
+def test_response_code_block_extraction():
+    response = R + "Here:\n```python\n" + SECOND_LARGEST + "```\n"
+    assert extract_code(response) == SECOND_LARGEST
+    assert verify_response(response, LCB[0]["tests"]).passed
+    assert verify_response("```python\nprint(3)\n```", LCB[0]["tests"]).detail == "no closing </think>"
+    assert verify_response(R + "no code", LCB[0]["tests"]).detail == "no code block in the answer"
+
+
+# Hostile programs: each must be contained, and the verifier must survive to judge the next one.
+HOSTILE = {
+    "network": "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=2)\nprint('connected')",
+    "write outside": "open('/work/distill-sandbox-escape', 'w').write('x')\nprint('wrote')",
+    "fork bomb": "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
+    "memory bomb": "x = []\nwhile True:\n    x.append(bytearray(50 * 1024 * 1024))",
+    "infinite loop": "while True:\n    pass",
+    "kill parent": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, signal.SIGKILL)\nprint('killed')",
+    "disk filler": "f = open('big', 'wb')\nwhile True:\n    f.write(b'0' * (1 << 20))",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_programs_are_contained(name):
+    sandbox = LocalSandbox()
+    result = sandbox.run({"main.py": HOSTILE[name]}, python_argv(), limits=Limits(wall_s=3, cpu_s=3, memory_mb=512))
+    if name == "kill parent":
+        # In its own PID namespace the program is init: it cannot see the verifier (its parent pid is 0)
+        # and signals to itself are ignored. That this test is still running is the proof.
+        assert result.stdout == "killed\n"
+    else:
+        assert result.status in ("error", "timeout"), (name, result)
+    assert "connected" not in result.stdout and "wrote" not in result.stdout
+    assert not os.path.exists("/work/distill-sandbox-escape")
+    assert sandbox.run({"main.py": "print(6 * 7)"}, python_argv()).stdout == "42\n"  # still works
+
+
+@pytest.mark.slow
+def test_background_process_does_not_outlive_the_run():
+    marker = f"distill-sandbox-sleeper-{os.getpid()}"
+    program = ("import os, subprocess\nif os.fork() == 0:\n    os.setsid()\n"
+               f"    subprocess.Popen(['sleep', '300', '{marker}'])\n    os._exit(0)\nprint('parent done')")
+    result = LocalSandbox().run({"main.py": program}, python_argv(), limits=Limits(wall_s=3))
+    assert result.stdout == "parent done\n"
+    time.sleep(0.5)
+    survivors = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+    assert survivors == []
+
+
+def test_verify_code_cli_prints_one_verdict_per_line_in_order(tmp_path):
+    lines = [
+        {"code": SECOND_LARGEST, "tests": LCB[0]["tests"]},
+        {"code": "print(1)", "tests": LCB[0]["tests"]},
+        {"code": "while True: pass", "tests": LCB[0]["tests"]},
+        {"code": "import sys; sys.exit(3)", "tests": LCB[0]["tests"]},
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    result = run_cli("verify-code", path, "--timeout", "2")
+    assert result.returncode == 0, result.stderr
+    verdicts = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [v["status"] for v in verdicts] == ["passed", "failed", "timeout", "error"]
+    assert [v["passed"] for v in verdicts] == [True, False, False, False]
+    assert all(set(v) == {"passed", "status", "detail"} for v in verdicts)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"code": "x"}\n')
+    result = run_cli("verify-code", bad)
+    assert result.returncode == 2 and result.stderr.strip() == f"error: {bad}:1: expected a JSON object with 'code' and 'tests'"
+
+
+def test_sandbox_refuses_without_namespaces_unless_weak_mode_is_allowed(monkeypatch):
+    from distill.verify import sandbox as sb
+
+    monkeypatch.setattr(sb, "namespace_prefix", lambda: None)  # as on a machine where unshare fails
+    with pytest.raises(sb.SandboxUnavailable, match="refusing.*allow_weak"):
+        sb.LocalSandbox()
+    weak = sb.LocalSandbox(allow_weak=True)
+    assert weak.weak and weak.run({"main.py": "print('ran')"}, python_argv()).stdout == "ran\n"
