@@ -78,6 +78,14 @@ def cmd_verify_code(args) -> None:
             out.close()
 
 
+def cmd_curate(args) -> None:
+    from distill.config import load_config
+    from distill.curate.run import curate
+    from distill.teacher.config import GenerateConfig
+
+    curate(load_config(args.config, GenerateConfig, args.overrides))
+
+
 def cmd_toy_world(args) -> None:
     from distill.config import load_config
     from distill.progress import say
@@ -120,6 +128,7 @@ def cmd_toy_check(args) -> None:
 
 COMMANDS = {
     "generate": (cmd_generate, "sample k traces per prompt from the teacher (resumable)", "teacher/runs/<run>.yaml"),
+    "curate": (cmd_curate, "verify, filter, dedup and decontaminate traces into the SFT set", "teacher/runs/<run>.yaml"),
     "train": (cmd_train, "fine-tune a student on chat traces (TRL SFT, full or LoRA)", "students/<run>.yaml"),
     "toy-world": (cmd_toy_world, "build the toy world: task data, tokenizer, tiny base models", "configs/toy-world.yaml"),
     "toy-teacher": (cmd_toy_teacher, "build the toy world and train the toy teacher with the students stage "

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from distill.config import HubIdOrPath, Section
+from distill.curate.config import CurateSection
 
 R1_MATH_TEMPLATE = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."
 
@@ -80,6 +81,7 @@ class GenerateConfig(Section):
     engine: EngineSection = Field(default_factory=EngineSection)
     sampling: SamplingSection = Field(default_factory=SamplingSection)
     cost: CostSection = Field(default_factory=CostSection)
+    curate: CurateSection = Field(default_factory=CurateSection)  # what `distill curate` keeps
     flush_every: int = Field(default=64, ge=1)  # traces per shard at most
     flush_seconds: float = Field(default=10.0, gt=0)  # and at least this often
 

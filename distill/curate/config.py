@@ -1,0 +1,63 @@
+"""The `curate:` section of a generation run (teacher/runs/<run>.yaml)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from distill.config import Section
+
+
+class LanguageFilter(Section):
+    enabled: bool = True
+    script: Literal["latin", "cjk", "cyrillic", "arabic"] = "latin"
+    min_share: float = Field(default=0.95, ge=0, le=1)
+
+
+class RepetitionFilter(Section):
+    enabled: bool = True
+    ngram: int = Field(default=10, ge=2)
+    max_ngram_share: float = Field(default=0.3, gt=0, le=1)
+    max_line_repeats: int = Field(default=10, ge=1)
+
+
+class Benchmark(Section):
+    name: str
+    source: str  # a local .jsonl / .json file (tests use ../shared/data) or a Hub dataset id
+    field: str = "problem"
+    split: str = "test"
+    subset: str | None = None
+
+
+class Decontamination(Section):
+    enabled: bool = True
+    ngram: int = Field(default=8, ge=3)
+    benchmarks: list[Benchmark] = Field(default_factory=list)
+
+
+class Selection(Section):
+    max_per_prompt: int | None = Field(default=None, ge=1)  # None: keep every accepted trace
+    policy: Literal["all", "shortest", "random"] = "all"
+    seed: int = 0
+
+
+class SandboxSettings(Section):
+    allow_weak: bool = False  # run code without namespaces where they are unavailable (no network isolation)
+    timeout_s: float = 10.0
+    memory_mb: int = 1024
+
+
+class CurateSection(Section):
+    verifier: Literal["auto", "math", "code", "none"] = "auto"  # auto: tests -> code, answer -> math
+    reasoning: bool = True  # the answer is the text after </think>; a response without it is wrong
+    answer_kind: Literal["auto", "math", "integer", "choice"] = "auto"
+    min_tokens: int = Field(default=1, ge=0)
+    max_tokens: int | None = None
+    language: LanguageFilter = Field(default_factory=LanguageFilter)
+    repetition: RepetitionFilter = Field(default_factory=RepetitionFilter)
+    dedup: bool = True  # exact duplicate responses to the same prompt
+    decontamination: Decontamination = Field(default_factory=Decontamination)
+    selection: Selection = Field(default_factory=Selection)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    workers: int | None = None  # verifier processes (default: CPU count)

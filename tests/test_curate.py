@@ -1,0 +1,111 @@
+"""`distill curate` end to end on traces with known flaws, written through the real trace writer."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from conftest import SHARED_DATA, run_cli
+from distill.config import load_config
+from distill.curate.run import curate
+from distill.students.data import load_messages
+from distill.teacher.config import GenerateConfig
+from distill.traces import ShardWriter, Trace
+
+GOOD = "<think>\n{work}\n</think>\n\nThe answer is \\boxed{{{answer}}}."
+
+
+def trace(pid, index, response, answer="42", finish="stop", tokens=50, status="ok", source="toy", difficulty=2, **kw):
+    problem = kw.pop("problem", f"Problem {pid}: compute the value.")
+    return Trace(prompt_id=pid, source=source, prompt_messages=[{"role": "user", "content": problem}], sample_index=index,
+                 teacher="t", engine="hf", sampling={"n": 4}, status=status, response=response, finish_reason=finish,
+                 completion_tokens=tokens, answer=answer, metadata={"difficulty": difficulty}, **kw)
+
+
+def write_run(tmp_path, traces, **curate_cfg):
+    run = tmp_path / "run"
+    ShardWriter(run / "traces").write(traces)
+    (run / "generate_summary.json").write_text(json.dumps({"cost_usd": 2.0}))
+    cfg = {"name": "c", "run_dir": str(run), "prompts": {"source": str(SHARED_DATA / "math" / "aime24.jsonl")},
+           "curate": curate_cfg}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path, run
+
+
+AIME = [json.loads(line) for line in (SHARED_DATA / "math" / "aime24.jsonl").read_text().splitlines()]
+
+
+def test_curation_keeps_correct_wellformed_traces_and_says_why_for_the_rest(tmp_path):
+    good = GOOD.format(work="6 * 7 = 42", answer=42)
+    traces = [
+        trace("p1", 0, good),
+        trace("p1", 1, good),  # exact duplicate of sample 0
+        trace("p1", 2, GOOD.format(work="6 * 7 = 41", answer=41)),  # wrong answer
+        trace("p1", 3, "<think>\n6 * 7 = 4", finish="length"),  # truncated
+        trace("p2", 0, "<think>\nno end " + GOOD.format(work="x", answer=42).split("<think>")[1].replace("</think>", "")),
+        trace("p2", 1, GOOD.format(work="6 * 7 = 42. 所以答案是四十二，我们再检查一遍这个乘法的结果是否正确无误。", answer=42)),
+        trace("p2", 2, GOOD.format(work="Wait, let me check this again carefully.\n" * 15, answer=42)),
+        trace("p2", 3, None, status="failed", error="HTTP 500"),
+        trace("p3", 0, good, problem="Solve this: " + AIME[0]["problem"]),  # contaminated prompt
+        trace("p4", 0, GOOD.format(work="fine", answer="\\frac{1}{2}"), answer="0.5", difficulty=3),
+        trace("p4", 1, GOOD.format(work="also fine, a bit longer", answer="0.5"), answer="0.5", difficulty=3, tokens=80),
+    ]
+    path, run = write_run(tmp_path, traces, decontamination={
+        "benchmarks": [{"name": "aime24", "source": str(SHARED_DATA / "math" / "aime24.jsonl")}]})
+    out = curate(load_config(path, GenerateConfig))
+    summary = json.loads((out / "curation.json").read_text())
+    rejected = {(r["prompt_id"], r["sample_index"]): r["reason"] for r in pq.read_table(out / "rejected-00000.parquet").to_pylist()}
+    assert rejected[("p1", 1)] == "duplicate response"
+    assert rejected[("p1", 2)] == "wrong answer"
+    assert rejected[("p1", 3)] == "truncated (finish_reason length)"
+    assert rejected[("p2", 0)] == "format: no closing </think>"
+    assert rejected[("p2", 1)].startswith("language mixing")
+    assert rejected[("p2", 2)].startswith("repetition")
+    assert rejected[("p2", 3)] == "generation failed: HTTP 500"
+    assert rejected[("p3", 0)] == "contaminated: overlaps aime24#0"
+    kept = {(r["prompt_id"], r["sample_index"]) for r in pq.read_table(out / "train-00000.parquet").to_pylist()}
+    assert kept == {("p1", 0), ("p4", 0), ("p4", 1)}
+    assert summary["accepted"] == 3 and summary["rejected"] == 8 and summary["traces"] == 11
+    assert summary["rejected_by_reason"]["wrong answer"] == 1
+    assert summary["per_difficulty"]["3"]["acceptance_rate"] == 1.0
+    assert summary["cost_per_accepted_trace_usd"] == pytest.approx(2.0 / 3)
+    # The students stage trains on it directly.
+    dataset = load_messages(str(out), split="train")
+    assert len(dataset) == 3 and dataset[0]["messages"][-1]["role"] == "assistant"
+
+
+def test_selection_policies_and_idempotence(tmp_path):
+    traces = [trace("p1", i, GOOD.format(work="w" * (10 - i), answer=42), tokens=100 - i) for i in range(4)]
+    path, run = write_run(tmp_path, traces, selection={"max_per_prompt": 1, "policy": "shortest"})
+    cfg = load_config(path, GenerateConfig)
+    out = curate(cfg)
+    kept = pq.read_table(out / "train-00000.parquet").to_pylist()
+    assert [r["sample_index"] for r in kept] == [3]  # fewest tokens
+    first = (out / "train-00000.parquet").read_bytes()
+    curate(cfg)  # same traces, same config: same output (verdicts come from the cache)
+    assert (out / "train-00000.parquet").read_bytes() == first
+    random_cfg = load_config(path, GenerateConfig, ["curate.selection.policy=random"])
+    picks = {pq.read_table(curate(random_cfg) / "train-00000.parquet").to_pylist()[0]["sample_index"] for _ in range(2)}
+    assert len(picks) == 1  # seeded
+
+
+def test_code_traces_are_run_in_the_sandbox(tmp_path):
+    lcb = json.loads((SHARED_DATA / "code" / "livecodebench_2408_2501_public_tests.json").read_text())[0]
+    right = "<think>\nsort\n</think>\n\n```python\nn = int(input())\na = list(map(int, input().split()))\nprint(a.index(sorted(a)[-2]) + 1)\n```"
+    wrong = "<think>\nguess\n</think>\n\n```python\nprint(1)\n```"
+    traces = [trace("c1", 0, right, answer=None, tests=lcb["tests"]), trace("c1", 1, wrong, answer=None, tests=lcb["tests"])]
+    path, run = write_run(tmp_path, traces)
+    out = curate(load_config(path, GenerateConfig))
+    assert [r["sample_index"] for r in pq.read_table(out / "train-00000.parquet").to_pylist()] == [0]
+    reason = pq.read_table(out / "rejected-00000.parquet").to_pylist()[0]["reason"]
+    assert reason.startswith("code failed: test 0: wrong output")
+
+
+def test_curate_without_traces_is_a_usage_error(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"name": "x", "run_dir": str(tmp_path / "none"),
+                                    "prompts": {"source": str(SHARED_DATA / "math" / "aime24.jsonl")}}))
+    result = run_cli("curate", path)
+    assert result.returncode == 2 and "no traces to curate" in result.stderr
