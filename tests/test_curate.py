@@ -93,7 +93,8 @@ def test_selection_policies_and_idempotence(tmp_path):
 
 def test_code_traces_are_run_in_the_sandbox(tmp_path):
     lcb = json.loads((SHARED_DATA / "code" / "livecodebench_2408_2501_public_tests.json").read_text())[0]
-    right = "<think>\nsort\n</think>\n\n```python\nn = int(input())\na = list(map(int, input().split()))\nprint(a.index(sorted(a)[-2]) + 1)\n```"
+    program = "n = int(input())\na = list(map(int, input().split()))\nprint(a.index(sorted(a)[-2]) + 1)\n"
+    right = "<think>\nsort\n</think>\n\n```python\n" + program + "```"
     wrong = "<think>\nguess\n</think>\n\n```python\nprint(1)\n```"
     traces = [trace("c1", 0, right, answer=None, tests=lcb["tests"]), trace("c1", 1, wrong, answer=None, tests=lcb["tests"])]
     path, run = write_run(tmp_path, traces)
