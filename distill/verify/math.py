@@ -100,7 +100,14 @@ def score(response: str, reference: str, reasoning: bool = True, kind: Kind = "a
             ok = int(got) == int(reference)
             return Verdict(ok, "correct" if ok else "wrong answer", got)
         # No boxed integer: fall through to math-verify, which may still find one.
+    boxed = last_boxed(text)
+    if boxed is not None and _plain_form(boxed) == _plain_form(reference):
+        return Verdict(True, "correct", boxed)  # identical up to spacing and delimiters: no need to parse
     return _math_verify(text, reference)
+
+
+def _plain_form(latex: str) -> str:
+    return re.sub(r"\\left|\\right|\\[,;!]|\s|\$", "", latex)
 
 
 def _math_verify(text: str, reference: str) -> Verdict:
