@@ -110,3 +110,15 @@ def test_curate_without_traces_is_a_usage_error(tmp_path):
                                     "prompts": {"source": str(SHARED_DATA / "math" / "aime24.jsonl")}}))
     result = run_cli("curate", path)
     assert result.returncode == 2 and "no traces to curate" in result.stderr
+
+
+def test_near_duplicate_responses_are_rejected_when_enabled(tmp_path):
+    work = " ".join(f"line {i}: multiply {i} by 6 and add {i + 1} to the running total" for i in range(30))
+    traces = [trace("p1", 0, GOOD.format(work=work, answer=42)),
+              trace("p1", 1, GOOD.format(work=work + " Done.", answer=42)),
+              trace("p1", 2, GOOD.format(work="A different, short derivation: 6 * 7 = 42.", answer=42))]
+    path, run = write_run(tmp_path, traces, near_dedup={"enabled": True, "threshold": 0.8}, repetition={"enabled": False})
+    out = curate(load_config(path, GenerateConfig))
+    kept = sorted(r["sample_index"] for r in pq.read_table(out / "train-00000.parquet").to_pylist())
+    assert kept == [0, 2]
+    assert pq.read_table(out / "rejected-00000.parquet").to_pylist()[0]["reason"] == "near-duplicate of sample 0"

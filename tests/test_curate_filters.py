@@ -57,3 +57,12 @@ def test_decontamination_flags_benchmark_problems_and_not_others():
     clean = [r["question"] for r in read_jsonl(SHARED_DATA / "math" / "gsm8k_test.jsonl")[:200]]
     assert sum(decon.match(p) is not None for p in clean) <= 2
     assert decon.match("Compute 12 + 5 - 30.") is None  # shorter than 8 words: nothing to match
+
+
+def test_near_duplicates_by_minhash():
+    from distill.curate.filters import near_duplicates
+
+    base = " ".join(f"step {i} multiplies {i * 7} by three and carries {i % 3} into the next column" for i in range(40))
+    edited = base.replace("step 39", "final step 39")  # one word added at the end
+    other = " ".join(f"first we factor {i * 11} into primes and list {i + 2} divisors" for i in range(40))
+    assert near_duplicates([base, other, edited], threshold=0.8, shingle=5, num_perm=128) == {2: 0}

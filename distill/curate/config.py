@@ -22,6 +22,15 @@ class RepetitionFilter(Section):
     max_line_repeats: int = Field(default=10, ge=1)
 
 
+class NearDedup(Section):
+    """Near-duplicate responses to the same prompt (MinHash over word shingles, datasketch)."""
+
+    enabled: bool = False
+    threshold: float = Field(default=0.9, gt=0, le=1)  # estimated Jaccard similarity
+    shingle: int = Field(default=5, ge=1)
+    num_perm: int = Field(default=64, ge=16)
+
+
 class Benchmark(Section):
     name: str
     source: str  # a local .jsonl / .json file (tests use ../shared/data) or a Hub dataset id
@@ -57,6 +66,7 @@ class CurateSection(Section):
     language: LanguageFilter = Field(default_factory=LanguageFilter)
     repetition: RepetitionFilter = Field(default_factory=RepetitionFilter)
     dedup: bool = True  # exact duplicate responses to the same prompt
+    near_dedup: NearDedup = Field(default_factory=NearDedup)
     decontamination: Decontamination = Field(default_factory=Decontamination)
     selection: Selection = Field(default_factory=Selection)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)

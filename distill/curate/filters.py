@@ -72,3 +72,23 @@ def repetition_reason(text: str, ngram: int, max_ngram_share: float, max_line_re
         if count > 2 and share > max_ngram_share:
             return f"repetition: a {ngram}-gram covers {share:.0%} of the text"
     return None
+
+
+def near_duplicates(texts: list[str], threshold: float, shingle: int, num_perm: int) -> dict[int, int]:
+    """{index: index of the earlier text it nearly duplicates}, by MinHash estimates of Jaccard similarity."""
+    from datasketch import MinHash
+
+    hashes = []
+    for text in texts:
+        words = text.split()
+        grams = {" ".join(words[i:i + shingle]) for i in range(max(len(words) - shingle + 1, 1))}
+        m = MinHash(num_perm=num_perm, seed=1)
+        m.update_batch([g.encode() for g in grams])
+        hashes.append(m)
+    found = {}
+    for i in range(len(hashes)):
+        for j in range(i):
+            if j not in found and hashes[i].jaccard(hashes[j]) >= threshold:
+                found[i] = j
+                break
+    return found

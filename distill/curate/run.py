@@ -148,6 +148,24 @@ def verify(rows: list[dict], cfg: CurateSection, cache: VerdictCache) -> None:
     cache.flush()
 
 
+def drop_near_duplicates(candidates: list[dict], cfg: CurateSection) -> tuple[list[dict], list[dict]]:
+    """Reject responses that nearly duplicate an earlier sample of the same prompt."""
+    by_prompt: dict[str, list[dict]] = defaultdict(list)
+    for row in candidates:
+        by_prompt[row["prompt_id"]].append(row)
+    kept, dropped = [], []
+    nd = cfg.near_dedup
+    for rows in by_prompt.values():
+        rows.sort(key=lambda r: r["sample_index"])
+        near = filters.near_duplicates([r["response"] for r in rows], nd.threshold, nd.shingle, nd.num_perm)
+        for i, row in enumerate(rows):
+            if i in near:
+                dropped.append({**row, "reason": f"near-duplicate of sample {rows[near[i]]['sample_index']}"})
+            else:
+                kept.append(row)
+    return kept, dropped
+
+
 def select(accepted: list[dict], cfg: CurateSection) -> tuple[list[dict], list[dict]]:
     """Keep up to max_per_prompt accepted traces per prompt; the rest are rejected as 'not selected'."""
     sel = cfg.selection
@@ -221,6 +239,10 @@ def curate(cfg: GenerateConfig) -> Path:
             candidates.append(row)
         else:
             rejected.append({**row, "reason": reason})
+
+    if c.near_dedup.enabled:
+        candidates, near = drop_near_duplicates(candidates, c)
+        rejected += near
 
     config_key = hashlib.sha256(json.dumps([c.verifier, c.reasoning, c.answer_kind, c.sandbox.model_dump()],
                                            sort_keys=True).encode()).hexdigest()[:12]
