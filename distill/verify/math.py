@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+from functools import lru_cache
 from dataclasses import asdict, dataclass
 from typing import Literal
 from collections.abc import Iterable
@@ -110,13 +111,20 @@ def _plain_form(latex: str) -> str:
     return re.sub(r"\\left|\\right|\\[,;!]|\s|\$", "", latex)
 
 
+@lru_cache(maxsize=4096)
+def _gold(reference: str):
+    """The parsed reference; cached, since the k samples of a prompt share it."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+
+    gold = parse(f"${reference}$", extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()])
+    return gold or parse(reference)
+
+
 def _math_verify(text: str, reference: str) -> Verdict:
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
     try:
-        gold = parse(f"${reference}$", extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()])
-        if not gold:
-            gold = parse(reference)
+        gold = _gold(reference)
         pred = parse(text, extraction_config=[LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()])
     except Exception as exc:  # math-verify raises on pathological inputs
         return Verdict(False, f"verifier error: {type(exc).__name__}")
