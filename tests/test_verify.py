@@ -182,3 +182,14 @@ def test_sandbox_refuses_without_namespaces_unless_weak_mode_is_allowed(monkeypa
         sb.LocalSandbox()
     weak = sb.LocalSandbox(allow_weak=True)
     assert weak.weak and weak.run({"main.py": "print('ran')"}, python_argv()).stdout == "ran\n"
+
+
+@pytest.mark.parametrize("answer, reference, correct", [
+    ("\\frac{2}{4}", "\\frac{1}{2}", True),  # exact rational fast path
+    ("\\dfrac{-3}{6}", "-\\frac{1}{2}", True),
+    ("3/6", "\\frac{1}{2}", True),
+    ("\\frac{2}{5}", "\\frac{1}{2}", False),
+    ("0.5", "\\frac{1}{2}", True),  # decimals go to math-verify
+])
+def test_rational_answers(answer, reference, correct):
+    assert score(R + f"\\boxed{{{answer}}}", reference).correct is correct

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+from fractions import Fraction
 from functools import lru_cache
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -102,9 +103,31 @@ def score(response: str, reference: str, reasoning: bool = True, kind: Kind = "a
             return Verdict(ok, "correct" if ok else "wrong answer", got)
         # No boxed integer: fall through to math-verify, which may still find one.
     boxed = last_boxed(text)
-    if boxed is not None and _plain_form(boxed) == _plain_form(reference):
-        return Verdict(True, "correct", boxed)  # identical up to spacing and delimiters: no need to parse
+    if boxed is not None:
+        if _plain_form(boxed) == _plain_form(reference):
+            return Verdict(True, "correct", boxed)  # identical up to spacing and delimiters: no need to parse
+        got, want = _rational(boxed), _rational(reference)
+        if got is not None and want is not None:  # both exact integers / fractions: compare exactly
+            return Verdict(got == want, "correct" if got == want else "wrong answer", boxed)
     return _math_verify(text, reference)
+
+
+RATIONAL = re.compile(r"^(-?)(?:\\[dt]?frac\{(-?\d+)\}\{(\d+)\}|(-?\d+)/(\d+)|(-?\d+))$")
+
+
+def _rational(latex: str) -> Fraction | None:
+    """An integer or a plain fraction (\\frac{a}{b}, a/b) as an exact Fraction; None for anything else.
+
+    Decimals are left to math-verify, which compares them with rounding."""
+    m = RATIONAL.match(_plain_form(latex))
+    if not m:
+        return None
+    sign, fa, fb, sa, sb, integer = m.groups()
+    try:
+        value = Fraction(int(integer)) if integer else Fraction(int(fa or sa), int(fb or sb))
+    except ZeroDivisionError:
+        return None
+    return -value if sign else value
 
 
 def _plain_form(latex: str) -> str:
