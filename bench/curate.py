@@ -1,8 +1,8 @@
 """Curation throughput and memory on synthetic math traces: 10k, 100k (and 1M) rows.
 
 Each size runs in a fresh process (so peak memory is its own): synthetic traces are written with the
-real trace writer (correct, wrong, truncated and unclosed responses; half integer answers, half LaTeX
-fractions that go through math-verify), then
+real trace writer (correct, wrong, truncated and unclosed responses; a third each integer answers,
+fractions, and expressions like 12\\sqrt{5} whose wrong answers go through math-verify), then
 `distill curate` runs the math path on them. Prints traces/s and peak RSS (process + verifier workers).
 Targets: >= 2,000 traces/s on 2 cores, cost linear in N, 1M rows under 4 GiB.
 
@@ -37,12 +37,15 @@ def synthetic_traces(n: int, directory: Path) -> None:
     for i in range(n):
         a, b = rng.randint(1, 999), rng.randint(1, 999)
         right = rng.random() < 0.6
-        if i % 2:  # an integer answer (the fast path) ...
+        if i % 3 == 0:  # an integer answer ...
             answer = str(a * b)
             got = answer if right else str(a * b + rng.randint(1, 9))
-        else:  # ... or a LaTeX expression, which goes through math-verify
+        elif i % 3 == 1:  # ... a fraction (compared exactly) ...
             answer = f"\\frac{{{a}}}{{{b + 1000}}}"
             got = answer if right else f"\\frac{{{a + 1}}}{{{b + 1000}}}"
+        else:  # ... or an expression: math-verify parses the wrong ones
+            answer = f"{a}\\sqrt{{{b + 1}}}"
+            got = answer if right else f"{a + 1}\\sqrt{{{b + 1}}}"
         work = f"We multiply {a} by {b}. " + " ".join(f"Partial product {k}: {a * k}." for k in range(1, 6))
         response = f"<think>\n{work}\n</think>\n\nThe answer is $\\boxed{{{got}}}$."
         finish = "stop"
@@ -55,7 +58,7 @@ def synthetic_traces(n: int, directory: Path) -> None:
         batch.append(Trace(prompt_id=prompt_id, source="synthetic", sample_index=i % 4, teacher="t", engine="hf",
                            prompt_messages=[{"role": "user", "content": f"What is {a} times {b}? (#{i // 4})"}],
                            sampling={"n": 4}, response=response, finish_reason=finish, completion_tokens=60,
-                           answer=answer, metadata={"difficulty": i % 2}))
+                           answer=answer, metadata={"difficulty": i % 3}))
         if len(batch) == 20000:
             writer.write(batch)
             batch = []
