@@ -69,7 +69,7 @@ class Progress:
                 f"eta {fmt_duration(eta) if eta == eta else '?'}")
 
 
-async def _generate(cfg: GenerateConfig, run: Run, prompts: list[Prompt], todo: list[tuple[Prompt, list[int]]],
+async def _generate(cfg: GenerateConfig, prompts: list[Prompt], todo: list[tuple[Prompt, list[int]]],
                     done: int, traces_dir: Path) -> Progress:
     engine = make_engine(cfg.engine)
     writer = ShardWriter(traces_dir)
@@ -143,7 +143,7 @@ def generate(cfg: GenerateConfig) -> Path:
         say(f"[generate {cfg.name}] resuming: {already} samples already done, {sum(len(m) for _, m in todo)} to go")
     say(f"[generate {cfg.name}] {len(prompts)} prompts x {cfg.sampling.n} samples from {cfg.engine.model} "
         f"({cfg.engine.kind})")
-    progress = asyncio.run(_generate(cfg, run, prompts, todo, already, traces_dir))
+    progress = asyncio.run(_generate(cfg, prompts, todo, already, traces_dir))
     summary = summarize(cfg, traces_dir, {p.id for p in prompts}, time.time() - started)
     summary["tokens_per_second"] = round(progress.tokens / max(time.time() - progress.start, 1e-9), 1)
     atomic_write_json(run_dir / "generate_summary.json", summary)
