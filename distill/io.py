@@ -37,6 +37,19 @@ def atomic_write_yaml(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, yaml.safe_dump(obj, sort_keys=False, allow_unicode=True))
 
 
+def atomic_write_parquet(table, path: str | Path) -> Path:
+    """Write a pyarrow table to a hidden temporary file beside `path`, fsync it, then rename it."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp")
+    pq.write_table(table, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
 def replace_dir(staging: str | Path, final: str | Path) -> Path:
     """Move a fully written `staging` directory to `final`, replacing any previous one.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import importlib.metadata
 import os
 import platform
@@ -110,8 +111,6 @@ class Run:
     def _previous_manifest(self) -> dict[str, Any] | None:
         if not self.manifest_path.exists():
             return None
-        import json
-
         try:
             return json.loads(self.manifest_path.read_text())
         except (OSError, ValueError):

@@ -8,7 +8,6 @@ sample_index), keeping a successful sample over a failed try of the same pair.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from distill.io import atomic_write_parquet
 
 THINK_END = "</think>"
 
@@ -116,12 +117,7 @@ class ShardWriter:
         if not traces:
             return None
         table = pa.Table.from_pylist([t.to_row() for t in traces], schema=SCHEMA)
-        final = self.dir / f"shard-{self.next_index:06d}.parquet"
-        tmp = self.dir / f".shard-{self.next_index:06d}.tmp"
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
+        final = atomic_write_parquet(table, self.dir / f"shard-{self.next_index:06d}.parquet")
         self.next_index += 1
         return final
 

@@ -116,17 +116,20 @@ def engine_cfg(*urls, **over):
 MESSAGES = [{"role": "user", "content": "Compute 1 + 1."}]
 
 
+def run_engine(engine, *params):
+    """complete() once per SamplingParams, concurrently, and close the engine's session."""
+    async def go():
+        try:
+            return await asyncio.gather(*(engine.complete(MESSAGES, p) for p in params))
+        finally:
+            await engine.close()
+
+    return asyncio.run(go())
+
+
 def test_openai_engine_retries_5xx_empty_and_dropped_connections():
     with FakeOpenAIServer(["500", "empty", "drop", "ok"]) as server:
-        engine = OpenAIEngine(engine_cfg(server.base_url))
-
-        async def go():
-            try:
-                return await engine.complete(MESSAGES, SamplingParams(n=3))
-            finally:
-                await engine.close()
-
-        result = asyncio.run(go())
+        (result,) = run_engine(OpenAIEngine(engine_cfg(server.base_url)), SamplingParams(n=3))
     assert len(result.completions) == 3 and len(result.errors) == 3
     assert "HTTP 500" in result.errors[0] and "empty 200" in result.errors[1] and "connection" in result.errors[2]
     assert [c.completion_tokens for c in result.completions] == [5, 5, 5]  # usage total shared by length
@@ -135,16 +138,8 @@ def test_openai_engine_retries_5xx_empty_and_dropped_connections():
 
 def test_openai_engine_gives_up_with_the_reason():
     with FakeOpenAIServer(["500"] * 10) as server:
-        engine = OpenAIEngine(engine_cfg(server.base_url, max_retries=2))
-
-        async def go():
-            try:
-                await engine.complete(MESSAGES, SamplingParams(n=1))
-            finally:
-                await engine.close()
-
         with pytest.raises(EngineError, match="gave up after 3 tries; last: .*HTTP 500"):
-            asyncio.run(go())
+            run_engine(OpenAIEngine(engine_cfg(server.base_url, max_retries=2)), SamplingParams(n=1))
 
 
 def test_failed_and_missing_samples_are_recorded_not_dropped(tmp_path, toy_world):
@@ -173,14 +168,7 @@ def test_dead_endpoint_is_taken_out_and_work_moves_to_the_other():
     with FakeOpenAIServer() as alive:
         dead = "http://127.0.0.1:9/v1"  # nothing listens there
         engine = OpenAIEngine(engine_cfg(dead, alive.base_url, endpoint_failures_before_down=1))
-
-        async def go():
-            try:
-                return await asyncio.gather(*(engine.complete(MESSAGES, SamplingParams(n=2)) for _ in range(8)))
-            finally:
-                await engine.close()
-
-        results = asyncio.run(go())
+        results = run_engine(engine, *[SamplingParams(n=2)] * 8)
     assert all(len(r.completions) == 2 and r.endpoint == alive.base_url for r in results)
     assert engine.endpoints[0].outages >= 1 and engine.endpoints[1].served == 8
 
@@ -205,12 +193,5 @@ def test_code_prompts_use_their_own_templates_and_parse_tests():
 def test_all_endpoints_down_fails_the_request_after_the_limit():
     engine = OpenAIEngine(engine_cfg("http://127.0.0.1:9/v1", endpoint_failures_before_down=1, max_retries=50,
                                      all_down_timeout_s=0.5))
-
-    async def go():
-        try:
-            await engine.complete(MESSAGES, SamplingParams(n=1))
-        finally:
-            await engine.close()
-
     with pytest.raises(EngineError, match="every endpoint has been down"):
-        asyncio.run(go())
+        run_engine(engine, SamplingParams(n=1))

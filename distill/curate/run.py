@@ -26,7 +26,7 @@ from distill.curate import filters
 from distill.curate.config import CurateSection
 from distill.curate.decontaminate import Decontaminator
 from distill.errors import UsageError
-from distill.io import atomic_write_json, replace_dir, staging_dir_for
+from distill.io import atomic_write_json, atomic_write_parquet, replace_dir, staging_dir_for
 from distill.progress import fmt_count, fmt_duration, say
 from distill.runs import Run
 from distill.teacher.config import GenerateConfig
@@ -100,9 +100,7 @@ class VerdictCache:
         if not self.pending:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f".verdicts-{self.count:06d}.tmp"
-        pq.write_table(pa.Table.from_pylist(self.pending), tmp)
-        tmp.rename(self.dir / f"verdicts-{self.count:06d}.parquet")
+        atomic_write_parquet(pa.Table.from_pylist(self.pending), self.dir / f"verdicts-{self.count:06d}.parquet")
         self.count += 1
         self.pending = []
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from distill.engines.base import Completion, EngineError, Result, SamplingParams
+from distill.progress import say
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -129,7 +130,7 @@ class OpenAIEngine:
         cooldown = min(self.cfg.endpoint_cooldown_s * 2 ** min(endpoint.outages - 1, 4), 120)
         endpoint.down_until = time.monotonic() + cooldown
         endpoint.consecutive_failures = 0
-        print(f"[openai] endpoint {endpoint.base_url} taken out for {cooldown:.0f}s: {reason}", flush=True)
+        say(f"[openai] endpoint {endpoint.base_url} taken out for {cooldown:.0f}s: {reason}")
 
     async def _post(self, endpoint: Endpoint, body: dict) -> dict:
         timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s)

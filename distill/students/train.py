@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PrinterCallback
 
 from distill.errors import UsageError
-from distill.io import atomic_write_json, replace_dir, staging_dir_for
+from distill.io import atomic_write_json, read_jsonl, replace_dir, staging_dir_for
 from distill.progress import fmt_count, fmt_duration, say
 from distill.runs import Run
 from distill.students import chat
@@ -175,14 +174,15 @@ def train(cfg: StudentConfig) -> Path:
 
     final = save_final(trainer, cfg, run_dir)
     wall = time.time() - started
-    metrics_path = run_dir / "metrics.jsonl"
-    tokens = trainer.state.num_input_tokens_seen or _logged_tokens(metrics_path)
+    metrics = read_jsonl(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").exists() else []
+    logged_tokens = [r["num_tokens"] for r in metrics if "num_tokens" in r]
+    tokens = trainer.state.num_input_tokens_seen or (int(logged_tokens[-1]) if logged_tokens else None)
     summary = {
         "name": cfg.name,
         "model": str(final),
         "steps": trainer.state.global_step,
         "train_loss": result.training_loss,
-        "final_loss": _last_logged_loss(metrics_path),
+        "final_loss": round(metrics[-1]["loss"], 4) if metrics else None,
         "tokens": tokens,
         "examples": len(prepared.dataset),
         "wall_seconds": round(wall, 1),
@@ -198,22 +198,6 @@ def train(cfg: StudentConfig) -> Path:
     say(f"[train {cfg.name}] done: {summary['steps']} steps, {fmt_count(tokens or 0)} tokens, "
         f"final loss {summary['final_loss']}, {fmt_duration(wall)} -> {final}")
     return final
-
-
-def _read_metrics(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _last_logged_loss(path: Path):
-    rows = _read_metrics(path)
-    return round(rows[-1]["loss"], 4) if rows else None
-
-
-def _logged_tokens(path: Path):
-    rows = [r for r in _read_metrics(path) if "num_tokens" in r]
-    return int(rows[-1]["num_tokens"]) if rows else None
 
 
 def save_final(trainer, cfg: StudentConfig, run_dir: Path) -> Path:

@@ -30,12 +30,17 @@ class CheckResult:
     stopped: float  # share of samples that ended with EOS rather than the token limit
 
 
+def load(model_dir: str):
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+    return tokenizer, AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+
+
 @torch.inference_mode()
 def sample_responses(model_dir: str, problems: list[str], k: int, temperature: float, top_p: float,
-                     max_new_tokens: int = 160, batch_size: int = 64, seed: int = 0) -> tuple[list[list[str]], list[list[bool]]]:
+                     max_new_tokens: int = 160, batch_size: int = 64, seed: int = 0,
+                     loaded=None) -> tuple[list[list[str]], list[list[bool]]]:
     """k sampled responses per problem (k=0 -> one greedy response), and whether each one stopped at EOS."""
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    tokenizer, model = loaded or load(model_dir)
     eos_ids = model.generation_config.eos_token_id
     eos_ids = set([eos_ids] if isinstance(eos_ids, int) else eos_ids)
     torch.manual_seed(seed)
@@ -63,8 +68,9 @@ def check_model(model_dir: str, problems: list[dict], k: int = 4, temperature: f
                 seed: int = 0) -> CheckResult:
     questions = [p["problem"] for p in problems]
     answers = [int(p["answer"]) for p in problems]
-    sampled, stops = sample_responses(model_dir, questions, k, temperature, top_p, seed=seed)
-    greedy, _ = sample_responses(model_dir, questions, 0, temperature, top_p, seed=seed)
+    loaded = load(model_dir)
+    sampled, stops = sample_responses(model_dir, questions, k, temperature, top_p, seed=seed, loaded=loaded)
+    greedy, _ = sample_responses(model_dir, questions, 0, temperature, top_p, seed=seed, loaded=loaded)
     correct = [[boxed_integer(r) == a for r in rs] for rs, a in zip(sampled, answers)]
     return CheckResult(
         pass_at_1=sum(sum(c) / len(c) for c in correct) / len(correct),

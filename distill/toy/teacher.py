@@ -69,7 +69,7 @@ def build_teacher(world_cfg: ToyWorldConfig, overrides: list[str] | None = None)
     staging = staging_dir_for(Path(world_cfg.teacher_dir))
     for item in Path(model_dir).iterdir():
         if item.is_file() and item.name != "training_args.bin":
-            (staging / item.name).write_bytes(item.read_bytes())
+            shutil.copy2(item, staging / item.name)
     replace_dir(staging, Path(world_cfg.teacher_dir))
     say(f"[toy-teacher] installed at {world_cfg.teacher_dir}")
     return report
