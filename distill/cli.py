@@ -78,6 +78,12 @@ def cmd_verify_code(args) -> None:
             out.close()
 
 
+def cmd_score(args) -> None:
+    from distill.eval.score import run_score
+
+    run_score(args.input, args.out, args.response_key, args.answer_key, args.reasoning, args.answer_kind, args.workers)
+
+
 def cmd_curate(args) -> None:
     from distill.config import load_config
     from distill.curate.run import curate
@@ -159,6 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--allow-weak-sandbox", action="store_true",
                         help="run without namespaces (no network isolation) where they are unavailable")
     verify.set_defaults(func=cmd_verify_code)
+    scorer = sub.add_parser("score", help="re-score saved generations (math): pass@1 with its CI, per-line verdicts",
+                            description="re-score saved generations (math): pass@1 with its CI, per-line verdicts")
+    scorer.add_argument("input", metavar="INPUT.jsonl", help='lines of {"response": str or [str, ...], "answer": str}')
+    scorer.add_argument("--out", help="verdicts JSONL (default: <input stem>.verdicts.jsonl beside the input)")
+    scorer.add_argument("--response-key", default="response",
+                        help="field of the response(s) (default: response, else responses)")
+    scorer.add_argument("--answer-key", default="answer", help="field of the reference answer")
+    scorer.add_argument("--reasoning", action=argparse.BooleanOptionalAction, default=None,
+                        help="score the text after the last </think> (default: on when any response has one)")
+    scorer.add_argument("--answer-kind", choices=["auto", "integer", "choice", "math"], default="auto")
+    scorer.add_argument("--workers", type=int, default=None, help="scoring processes (default: all cores; 0: none)")
+    scorer.set_defaults(func=cmd_score)
     check = sub.add_parser("toy-check", help="sampled pass@1 of a model on the toy world's held-out problems")
     check.add_argument("model", metavar="MODEL_DIR")
     check.add_argument("--world", default="configs/toy-world.yaml", help="toy world config")
