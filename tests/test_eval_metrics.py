@@ -162,3 +162,10 @@ def test_benchmark_results_from_a_dataframe_with_numpy_types():
     assert benchmark_results(frame) == benchmark_results(records())
     frame["problem_id"] = frame["problem_id"].str[1:].astype(int)
     assert list(benchmark_results(frame)["aime"]["per_problem"]) == ["1", "2", "3"]
+
+
+def test_benchmark_results_without_extracted_answers_has_no_cons():
+    code = [{"benchmark": "lcb", "problem_id": "q", "sample": i, "correct": i == 1, "extracted": None,
+             "response_tokens": 5} for i in range(4)]
+    result = benchmark_results(code)["lcb"]
+    assert result["cons@n"] is None and result["pass@1"] == 25.0 and result["pass@k"]["4"] == 100.0

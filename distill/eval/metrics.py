@@ -140,7 +140,8 @@ def benchmark_results(records, resamples: int = 10_000, seed: int = 0,
     """Per-sample records (benchmark, problem_id, sample, correct, extracted, response_tokens; a list of
     dicts or a DataFrame) -> {benchmark: metrics} in the results.json shape, in percent.
 
-    When problems have different sample counts, n (and the largest k) is the smallest count."""
+    When problems have different sample counts, n (and the largest k) is the smallest count. cons@n is
+    None when no sample has an extracted answer (code: there is no answer to vote on)."""
     results = {}
     for benchmark, problems in _group_samples(records).items():
         ids = list(problems)
@@ -155,7 +156,7 @@ def benchmark_results(records, resamples: int = 10_000, seed: int = 0,
             "samples": sum(len(c) for c in correct),
             "pass@1": 100 * float(accuracy.mean()),
             "ci95": [100 * lo, 100 * hi],
-            "cons@n": 100 * cons_at_n(extracted, correct, same),
+            "cons@n": 100 * cons_at_n(extracted, correct, same) if any(a for e in extracted for a in e) else None,
             "n": n,
             "pass@k": {str(k): 100 * pass_at_k_mean(correct, k) for k in ks_up_to(n)},
             "length": length_stats([r["response_tokens"] for s in samples for r in s]),
