@@ -1,0 +1,136 @@
+"""`distill report REPORT.yaml`: evaluation, curation and training runs -> report.md, report.html, PNGs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from distill.config import load_config
+from distill.io import atomic_write_json, atomic_write_text, replace_dir, staging_dir_for
+from distill.progress import say
+from distill.report import plots, tables
+from distill.report.config import ReportConfig
+from distill.report.document import Block, Details, Heading, Image, Paragraph
+from distill.report.html import render_html
+from distill.report.loading import Inputs, load_inputs
+from distill.report.markdown import render_markdown, table_markdown
+from distill.report.stats import Headline, headline
+from distill.runs import Run
+
+
+def as_config(report: ReportConfig | str | Path) -> ReportConfig:
+    return report if isinstance(report, ReportConfig) else load_config(report, ReportConfig)
+
+
+def headline_numbers(report: ReportConfig | str | Path) -> dict:
+    """{"benchmarks": {bench: {model: {"pass@1", "ci95", "share_of_teacher", "vs_teacher": {"diff", "ci95"}, ...}}},
+    "comparisons": [{"better", "worse", "benchmark", "diff", "ci95", "excludes_zero", ...}]}; points are percent,
+    share_of_teacher a fraction. The same numbers the report shows (also written to headline.json)."""
+    cfg = as_config(report)
+    return headline(load_inputs(cfg), cfg).to_dict()
+
+
+def summary_markdown(report: ReportConfig | str | Path) -> str:
+    """The report's main table (every model's pass@1, CI and share of the teacher per benchmark) in Markdown."""
+    cfg = as_config(report)
+    inputs = load_inputs(cfg)
+    return table_markdown(tables.summary_table(inputs, headline(inputs, cfg)))
+
+
+def protocol_text(inputs: Inputs) -> str:
+    p = inputs.teacher.results.model_extra.get("protocol") or {}
+    parts = [f"{key} {p[key]}" for key in ("temperature", "top_p", "max_tokens") if p.get(key) is not None]
+    suite = inputs.teacher.results.model_extra.get("suite")
+    return (f"Suite {suite}" if suite else "Sampling") + (f": {', '.join(parts)}." if parts else ".")
+
+
+def score_blocks(inputs: Inputs, numbers: Headline, cfg: ReportConfig) -> list[Block]:
+    blocks: list[Block] = [Heading("Summary"), tables.summary_table(inputs, numbers)]
+    if numbers.comparisons:
+        blocks += [Paragraph("Paired differences between students (bootstrap over the problems both answered):"),
+                   tables.comparisons_table(numbers)]
+    blocks += [Heading("Benchmarks"), Paragraph(
+        "pass@1: the mean over n samples per problem, in percent, with its 95% CI; share of teacher: the student's "
+        "pass@1 divided by the teacher's; cons@n: majority vote over n samples; student − teacher: the pass@1 "
+        f"difference in points, with a paired bootstrap CI over problems ({cfg.bootstrap.resamples:,} resamples). "
+        + (f"Published rows: {inputs.references.source}." if inputs.references else ""))]
+    for bench in inputs.benchmarks:
+        r = inputs.teacher.benchmarks[bench]
+        blocks += [Heading(bench, 3), Paragraph(f"{r.problems:,} problems, {r.samples:,} teacher samples."),
+                   tables.benchmark_table(inputs, numbers, bench)]
+    return blocks
+
+
+def plot_blocks(inputs: Inputs, out_dir: Path) -> list[Block]:
+    return [
+        Heading("Plots"),
+        Image(plots.score_vs_size(inputs, out_dir),
+              "pass@1 against student size, 95% CIs as error bars; the teacher as a line with its CI band"),
+        Image(plots.pass_at_k(inputs, out_dir), "pass@k (unbiased estimate) against k"),
+        Image(plots.response_lengths(inputs, out_dir),
+              "response lengths: median, quartiles, 5th-95th percentile whiskers, mean as a diamond"),
+    ]
+
+
+def data_blocks(inputs: Inputs) -> list[Block]:
+    run = inputs.curation
+    if run is None:
+        return []
+    return [Heading("Data"), Paragraph(f"Teacher traces from {run.dir}."), tables.data_overview_table(run),
+            tables.rejection_table(run), tables.source_table(run)]
+
+
+def training_blocks(inputs: Inputs, out_dir: Path) -> list[Block]:
+    if not any(m.training for m in inputs.students):
+        return []
+    blocks: list[Block] = [Heading("Training"), tables.training_table(inputs.students)]
+    curves = plots.loss_curves(inputs, out_dir)
+    if curves:
+        blocks.append(Image(curves, "training loss per logged step"))
+    return blocks
+
+
+def provenance_blocks(inputs: Inputs) -> list[Block]:
+    blocks: list[Block] = [Heading("Provenance"), tables.provenance_table(inputs.provenance)]
+    if inputs.references:
+        blocks.append(Paragraph(f"Published references: {inputs.references.source}."))
+    for p in inputs.provenance:
+        if p.config_text:
+            blocks.append(Details(f"config.yaml of {p.what} ({p.path})", p.config_text, "yaml"))
+        if p.manifest:
+            blocks.append(Details(f"manifest.json of {p.what}", json.dumps(p.manifest, indent=2), "json"))
+    return blocks
+
+
+def own_provenance(run: Run) -> Paragraph:
+    m = run.manifest
+    return Paragraph(f"This report: written {m['started']} from config hash {m['config_hash']} at git commit "
+                     f"{m['git_commit'] or 'unknown'}, distill {m['versions'].get('distill', 'unknown')}.")
+
+
+def build_report(cfg: ReportConfig) -> Path:
+    """Write the report to cfg.out_dir, replacing it whole once everything is written; returns report.html."""
+    inputs = load_inputs(cfg)
+    numbers = headline(inputs, cfg)
+    final = Path(cfg.out_dir)
+    staging = staging_dir_for(final)
+    run = Run(staging, "report", cfg).start()
+    blocks: list[Block] = [Heading(cfg.title, 1), Paragraph(
+        f"Teacher: {inputs.teacher.name}. Students: {', '.join(m.name for m in inputs.students)}. "
+        + protocol_text(inputs))]
+    blocks += score_blocks(inputs, numbers, cfg)
+    blocks += plot_blocks(inputs, staging)
+    blocks += data_blocks(inputs)
+    blocks += training_blocks(inputs, staging)
+    blocks += provenance_blocks(inputs)
+    blocks.append(own_provenance(run))
+
+    atomic_write_text(staging / "report.md", render_markdown(blocks))
+    atomic_write_text(staging / "report.html", render_html(blocks, cfg.title, staging))
+    atomic_write_text(staging / "summary.md", table_markdown(tables.summary_table(inputs, numbers)) + "\n")
+    atomic_write_json(staging / "headline.json", numbers.to_dict())
+    run.finish(models=len(inputs.models), benchmarks=len(inputs.benchmarks))
+    replace_dir(staging, final)
+    say(f"[report] {len(inputs.students)} students vs {inputs.teacher.name} on {', '.join(inputs.benchmarks)} "
+        f"-> {final / 'report.html'} (and report.md)")
+    return final / "report.html"

@@ -1,0 +1,48 @@
+"""REPORT.yaml: which evaluation, training and curation runs a report compares."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from distill.config import Section
+
+
+class TeacherEntry(Section):
+    eval_dir: str                      # an eval run directory (distill/eval/__init__.py documents its layout)
+    name: str | None = None            # shown in tables and plots; default: the label in results.json
+    params_b: float | None = None      # parameters in billions; default: results.json model.params
+
+
+class StudentEntry(TeacherEntry):
+    train_dir: str | None = None       # the student's training run directory (metrics.jsonl, train_summary.json)
+
+
+class Comparison(Section):
+    """A paired bootstrap of `better - worse` pass@1 over the problems both runs answered."""
+
+    better: str                        # a student name (or the teacher's)
+    worse: str
+
+
+class BootstrapSection(Section):
+    resamples: int = Field(10_000, ge=100)
+    seed: int = 0
+
+
+class ReportConfig(Section):
+    title: str = "Distillation report"
+    out_dir: str                       # replaced whole, atomically, on every run
+    teacher: TeacherEntry
+    students: list[StudentEntry] = Field(min_length=1)
+    curation_dir: str | None = None    # a generation run directory: generate_summary.json, curated/curation.json
+    references: str | None = None      # published scores, e.g. eval/reference/r1-paper.yaml
+    benchmarks: list[str] | None = None  # which benchmarks, in which order; default: the teacher's
+    comparisons: list[Comparison] = []   # paired differences between students, beside each student vs the teacher
+    bootstrap: BootstrapSection = BootstrapSection()
+
+    @model_validator(mode="after")
+    def _names_known(self) -> ReportConfig:
+        explicit = [s.name for s in [self.teacher, *self.students] if s.name]
+        if len(explicit) != len(set(explicit)):
+            raise ValueError(f"model names must be unique (got {explicit})")
+        return self

@@ -1,0 +1,272 @@
+"""Read the runs a report compares, validated, with one-line errors naming the file at fault."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from distill.config import describe_error
+from distill.errors import UsageError
+from distill.report.config import ReportConfig, TeacherEntry
+
+LAYOUT = "an eval run directory as documented in distill/eval/__init__.py"
+
+
+class Loose(BaseModel):
+    """Files written by other stages: the keys the report reads are checked, the others are kept."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=())
+
+
+class BenchmarkResult(Loose):
+    problems: int
+    samples: int
+    pass_at_1: float = Field(alias="pass@1")
+    ci95: tuple[float, float]
+    cons_at_n: float | None = Field(None, alias="cons@n")
+    n: int | None = None
+    pass_at_k: dict[str, float] = Field({}, alias="pass@k")
+    length: dict[str, float | None] = {}
+    per_problem: dict[str, float]
+
+
+class ModelInfo(Loose):
+    label: str
+    role: Literal["teacher", "student"] | None = None
+    params: int | None = None
+
+
+class ResultsFile(Loose):
+    model: ModelInfo
+    benchmarks: dict[str, BenchmarkResult] = Field(min_length=1)
+
+
+class TrainSummary(Loose):
+    name: str | None = None
+    steps: int
+    tokens: int | None = None
+    final_loss: float | None = None
+    wall_seconds: float
+    parameters: int | None = None
+    examples: int | None = None
+
+
+class CurationSummary(Loose):
+    traces: int
+    accepted: int
+    rejected: int
+    acceptance_rate: float
+    rejected_by_reason: dict[str, int]
+    per_source: dict[str, dict[str, float]]
+    tokens_kept: int
+    generation_cost_usd: float | None = None
+    cost_per_accepted_trace_usd: float | None = None
+
+
+class GenerateSummary(Loose):
+    traces: int
+    ok: int
+    failed: int
+    prompt_tokens: int
+    completion_tokens: int
+    wall_seconds: float
+    cost_usd: float | None = None
+
+
+class ReferenceModel(Loose):
+    params_b: float | None = None
+    role: Literal["teacher", "student"] = "student"
+    scores: dict[str, dict[str, float]]
+
+
+class ReferencesFile(Loose):
+    source: str
+    models: dict[str, ReferenceModel]
+
+
+@dataclass
+class Provenance:
+    """What one input directory says about how it was made (config.yaml, manifest.json), if anything."""
+
+    what: str
+    path: Path
+    config_text: str | None = None
+    manifest: dict[str, Any] | None = None
+
+
+@dataclass
+class TrainingRun:
+    dir: Path
+    summary: TrainSummary
+    metrics: list[dict[str, Any]]      # metrics.jsonl records that carry a loss
+
+
+@dataclass
+class ModelRun:
+    name: str
+    role: Literal["teacher", "student"]
+    params: float | None               # parameter count
+    dir: Path
+    results: ResultsFile
+    training: TrainingRun | None = None
+    _lengths: dict[str, list[int]] = field(default_factory=dict, repr=False)
+
+    @property
+    def benchmarks(self) -> dict[str, BenchmarkResult]:
+        return self.results.benchmarks
+
+    def lengths(self, benchmark: str) -> list[int]:
+        """Response tokens of every sample of `benchmark` (only that column is read: sample files are large)."""
+        if benchmark not in self._lengths:
+            import pyarrow.parquet as pq
+
+            path = self.dir / "samples" / f"{benchmark}.parquet"
+            if not path.is_file():
+                raise UsageError(f"{path}: no such file (expected per-sample results in {LAYOUT})")
+            try:
+                column = pq.read_table(path, columns=["response_tokens"]).column("response_tokens")
+            except Exception as exc:  # pyarrow raises several types for missing columns and corrupt files
+                raise UsageError(f"{path}: cannot read column response_tokens: {str(exc).splitlines()[0]}") from None
+            self._lengths[benchmark] = [int(v) for v in column.to_pylist() if v is not None]
+        return self._lengths[benchmark]
+
+
+@dataclass
+class CurationRun:
+    dir: Path
+    curation: CurationSummary
+    generation: GenerateSummary | None
+
+
+@dataclass
+class Inputs:
+    teacher: ModelRun
+    students: list[ModelRun]
+    curation: CurationRun | None
+    references: ReferencesFile | None
+    benchmarks: list[str]
+    provenance: list[Provenance]
+
+    @property
+    def models(self) -> list[ModelRun]:
+        return [self.teacher, *self.students]
+
+    def model(self, name: str) -> ModelRun:
+        return next(m for m in self.models if m.name == name)
+
+
+def read_json(path: Path, expected: str) -> Any:
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file (expected {expected})")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: not valid JSON ({str(exc).splitlines()[0]}); expected {expected}") from None
+
+
+def validated(path: Path, data: Any, model_cls: type[BaseModel]) -> Any:
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(describe_error(path, exc, model_cls)) from None
+
+
+def load_training(train_dir: str | Path) -> TrainingRun:
+    directory = Path(train_dir)
+    summary_path = directory / "train_summary.json"
+    summary = validated(summary_path, read_json(summary_path, "a training run's summary (distill train)"), TrainSummary)
+    metrics_path = directory / "metrics.jsonl"
+    metrics = []
+    if metrics_path.is_file():
+        for number, line in enumerate(metrics_path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise UsageError(f"{metrics_path}:{number}: not valid JSON (expected one metrics record per line)") from None
+            if isinstance(record, dict) and "loss" in record and "step" in record:
+                metrics.append(record)
+    return TrainingRun(directory, summary, metrics)
+
+
+def load_model_run(entry: TeacherEntry, role: Literal["teacher", "student"]) -> ModelRun:
+    directory = Path(entry.eval_dir)
+    if not directory.is_dir():
+        raise UsageError(f"{directory}: no such directory (expected {LAYOUT})")
+    results_path = directory / "results.json"
+    results = validated(results_path, read_json(results_path, f"results.json of {LAYOUT}"), ResultsFile)
+    training = load_training(entry.train_dir) if getattr(entry, "train_dir", None) else None
+    if entry.params_b is not None:
+        params = entry.params_b * 1e9
+    elif results.model.params is not None:
+        params = float(results.model.params)
+    elif training is not None and training.summary.parameters:
+        params = float(training.summary.parameters)
+    else:
+        params = None
+    return ModelRun(entry.name or results.model.label, role, params, directory, results, training)
+
+
+def load_curation(run_dir: str | Path) -> CurationRun:
+    directory = Path(run_dir)
+    path = directory / "curated" / "curation.json"
+    curation = validated(path, read_json(path, "a curation summary (distill curate)"), CurationSummary)
+    generation = None
+    if (directory / "generate_summary.json").is_file():
+        path = directory / "generate_summary.json"
+        generation = validated(path, read_json(path, "a generation summary (distill generate)"), GenerateSummary)
+    return CurationRun(directory, curation, generation)
+
+
+def load_references(path: str | Path) -> ReferencesFile:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file (expected published reference scores: source, models)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: invalid YAML: {getattr(exc, 'problem', None) or str(exc).splitlines()[0]}") from None
+    return validated(path, data, ReferencesFile)
+
+
+def provenance_of(what: str, directory: Path) -> Provenance:
+    config = directory / "config.yaml"
+    manifest = directory / "manifest.json"
+    return Provenance(
+        what, directory,
+        config.read_text(encoding="utf-8") if config.is_file() else None,
+        read_json(manifest, "a run manifest") if manifest.is_file() else None,
+    )
+
+
+def load_inputs(cfg: ReportConfig) -> Inputs:
+    teacher = load_model_run(cfg.teacher, "teacher")
+    students = [load_model_run(entry, "student") for entry in cfg.students]
+    names = [m.name for m in [teacher, *students]]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UsageError(f"models named more than once: {', '.join(duplicates)} (set a distinct `name` for each in the report config)")
+    for pair in cfg.comparisons:
+        for name in (pair.better, pair.worse):
+            if name not in names:
+                raise UsageError(f"comparisons: unknown model {name!r} (expected one of: {', '.join(names)})")
+    benchmarks = cfg.benchmarks or list(teacher.benchmarks)
+    missing = [b for b in benchmarks if b not in teacher.benchmarks]
+    if missing:
+        raise UsageError(f"{teacher.dir / 'results.json'}: the teacher has no results for {', '.join(missing)} "
+                         f"(it has: {', '.join(teacher.benchmarks)})")
+    curation = load_curation(cfg.curation_dir) if cfg.curation_dir else None
+    references = load_references(cfg.references) if cfg.references else None
+
+    provenance = [provenance_of(f"eval: {m.name}", m.dir) for m in [teacher, *students]]
+    provenance += [provenance_of(f"train: {m.name}", m.training.dir) for m in students if m.training]
+    if curation:
+        provenance.append(provenance_of("generate", curation.dir))
+        provenance.append(provenance_of("curate", curation.dir / "curated"))
+    return Inputs(teacher, students, curation, references, benchmarks, provenance)

@@ -1,0 +1,163 @@
+"""Tables of the report: scores per benchmark, the summary, the data, training and provenance."""
+
+from __future__ import annotations
+
+import math
+
+from distill.progress import fmt_count, fmt_duration
+from distill.report.document import Table
+from distill.report.loading import CurationRun, Inputs, ModelRun, Provenance
+from distill.report.stats import Headline, PairedDifference, share_of
+
+DASH = "—"
+SHOWN_VERSIONS = ("distill", "python", "torch", "transformers", "trl", "vllm", "lm-eval", "math-verify")
+
+
+def points(value: float | None) -> str:
+    return DASH if value is None or math.isnan(value) else f"{value:.1f}"
+
+
+def interval(ci, signed: bool = False) -> str:
+    if ci is None:
+        return DASH
+    form = "{:+.1f}" if signed else "{:.1f}"
+    return f"[{form.format(ci[0])}, {form.format(ci[1])}]"
+
+
+def share(value: float | None) -> str:
+    return DASH if value is None else f"{100 * value:.1f}%"
+
+
+def params(count: float | None) -> str:
+    if count is None:
+        return DASH
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if count >= size:
+            return f"{count / size:.3g}{unit}"
+    return f"{count:.0f}"
+
+
+def difference(d: PairedDifference | dict | None) -> str:
+    if d is None:
+        return DASH
+    diff, ci = (d.diff, d.ci95) if isinstance(d, PairedDifference) else (d["diff"], d["ci95"])
+    return f"{diff:+.1f} {interval(ci, signed=True)}"
+
+
+def reference_teacher_scores(inputs: Inputs, bench: str) -> dict[str, float]:
+    if not inputs.references:
+        return {}
+    for model in inputs.references.models.values():
+        if model.role == "teacher" and bench in model.scores:
+            return model.scores[bench]
+    return {}
+
+
+def benchmark_table(inputs: Inputs, headline: Headline, bench: str) -> Table:
+    """Teacher, students and published references on one benchmark."""
+    rows = []
+    for name, r in headline.rows[bench].items():
+        cons = DASH if r["cons@n"] is None else f"{r['cons@n']:.1f} (n={r['n']})"
+        length = DASH if r["mean_length"] is None else f"{r['mean_length']:.0f}"
+        rows.append([name, r["role"], params(r["params"]), points(r["pass@1"]), interval(r["ci95"]),
+                     share(r["share_of_teacher"]) if r["role"] == "student" else DASH, cons, length,
+                     difference(r.get("vs_teacher"))])
+    published_teacher = reference_teacher_scores(inputs, bench).get("pass@1")
+    for name, model in (inputs.references.models.items() if inputs.references else []):
+        scores = model.scores.get(bench)
+        if not scores:
+            continue
+        cons_key = next((k for k in scores if k.startswith("cons@")), None)
+        cons = f"{scores[cons_key]:.1f} (n={cons_key.removeprefix('cons@')})" if cons_key else DASH
+        rows.append([f"{name} (published)", model.role, params(model.params_b * 1e9 if model.params_b else None),
+                     points(scores.get("pass@1")), DASH,
+                     share(share_of(scores.get("pass@1"), published_teacher)) if model.role == "student" else DASH,
+                     cons, DASH, DASH])
+    return Table(["model", "role", "params", "pass@1", "95% CI", "share of teacher", "cons@n", "mean length (tokens)",
+                  "student − teacher (paired 95% CI)"], rows, numeric=[False, False] + [True] * 7)
+
+
+def summary_table(inputs: Inputs, headline: Headline) -> Table:
+    """One row per model: pass@1 with its CI and the share of the teacher on every benchmark."""
+    headers = ["model", "params"]
+    for bench in inputs.benchmarks:
+        headers += [f"{bench} pass@1 (95% CI)", f"{bench} share of teacher"]
+    rows = []
+    for model in inputs.models:
+        row = [model.name, params(model.params)]
+        for bench in inputs.benchmarks:
+            r = headline.rows[bench].get(model.name)
+            if r is None:
+                row += [DASH, DASH]
+            else:
+                row += [f"{points(r['pass@1'])} {interval(r['ci95'])}",
+                        share(r["share_of_teacher"]) if model.role == "student" else DASH]
+        rows.append(row)
+    return Table(headers, rows)
+
+
+def comparisons_table(headline: Headline) -> Table:
+    rows = [[c.benchmark, c.better, c.worse, f"{c.diff:+.1f}", interval(c.ci95, signed=True), str(c.problems),
+             "yes" if c.excludes_zero else "no"] for c in headline.comparisons]
+    return Table(["benchmark", "model", "vs", "pass@1 difference", "paired 95% CI", "problems", "CI excludes 0"], rows,
+                 numeric=[False, False, False, True, True, True, False])
+
+
+def data_overview_table(run: CurationRun) -> Table:
+    c, g = run.curation, run.generation
+    rows = []
+    if g:
+        rows += [["samples generated", f"{g.traces:,}"], ["generation failures", f"{g.failed:,}"],
+                 ["prompt tokens (once per prompt)", fmt_count(g.prompt_tokens)],
+                 ["completion tokens generated", fmt_count(g.completion_tokens)],
+                 ["generation wall time", fmt_duration(g.wall_seconds)]]
+    cost = c.generation_cost_usd if c.generation_cost_usd is not None else (g.cost_usd if g else None)
+    per_trace = c.cost_per_accepted_trace_usd
+    if per_trace is None and cost and c.accepted:
+        per_trace = cost / c.accepted
+    rows += [["traces curated", f"{c.traces:,}"], ["accepted", f"{c.accepted:,}"], ["rejected", f"{c.rejected:,}"],
+             ["acceptance rate", share(c.acceptance_rate)], ["tokens in accepted traces", fmt_count(c.tokens_kept)],
+             ["estimated generation cost", DASH if cost is None else f"${cost:,.2f}"],
+             ["cost per accepted trace", DASH if per_trace is None else f"${per_trace:,.4f}"]]
+    return Table(["", "value"], rows)
+
+
+def rejection_table(run: CurationRun) -> Table:
+    c = run.curation
+    rows = [[reason, f"{count:,}", share(count / c.traces if c.traces else None)]
+            for reason, count in c.rejected_by_reason.items()]
+    return Table(["rejected because", "traces", "share of all traces"], rows)
+
+
+def source_table(run: CurationRun) -> Table:
+    rows = []
+    for source, counts in run.curation.per_source.items():
+        kept, rejected = int(counts.get("kept", 0)), int(counts.get("rejected", 0))
+        rows.append([source, f"{kept:,}", f"{rejected:,}", share(kept / (kept + rejected) if kept + rejected else None)])
+    return Table(["source", "accepted", "rejected", "acceptance rate"], rows)
+
+
+def training_table(students: list[ModelRun]) -> Table:
+    rows = []
+    for m in students:
+        if not m.training:
+            continue
+        s = m.training.summary
+        rows.append([m.name, f"{s.steps:,}", DASH if s.examples is None else f"{s.examples:,}",
+                     DASH if s.tokens is None else fmt_count(s.tokens),
+                     DASH if s.final_loss is None else f"{s.final_loss:.4f}", fmt_duration(s.wall_seconds), params(s.parameters)])
+    return Table(["student", "steps", "examples", "tokens seen", "final loss", "wall time", "parameters"], rows)
+
+
+def provenance_table(items: list[Provenance]) -> Table:
+    rows = []
+    for p in items:
+        m = p.manifest or {}
+        versions = m.get("versions", {})
+        shown = ", ".join(f"{k} {versions[k]}" for k in SHOWN_VERSIONS if k in versions)
+        commit = m.get("git_commit")
+        short = DASH if not commit else commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
+        rows.append([p.what, str(p.path), m.get("status", "no manifest"), short,
+                     m.get("config_hash") or DASH, m.get("started") or DASH, m.get("ended") or DASH, shown or DASH])
+    return Table(["input", "directory", "status", "git commit", "config hash", "started", "ended", "versions"], rows,
+                 numeric=[False] * 8)
