@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from distill.report.loading import Inputs
 from distill.report.tables import params
@@ -72,7 +72,13 @@ def score_vs_size(inputs: Inputs, out_dir: Path) -> str:
                             else None)
         if sized:
             ax.set_xscale("log")
+            # At least a decade either side, so that one size (the toy students) still gets a labelled tick.
+            sizes = [dodged(m.params, i, inputs) for i, m in enumerate(inputs.students)]
+            sizes += [ref.params_b * 1e9 for ref in (inputs.references.models.values() if inputs.references else [])
+                      if ref.role == "student" and ref.params_b and bench in ref.scores]
+            ax.set_xlim(min(sizes) / 3, max(sizes) * 3)
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: params(v)))
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("student parameters")
         else:
             ax.set_xticks(range(len(inputs.students)), [m.name for m in inputs.students], rotation=20)
