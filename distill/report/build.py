@@ -130,6 +130,8 @@ def build_report(cfg: ReportConfig) -> Path:
     atomic_write_text(staging / "summary.md", table_markdown(tables.summary_table(inputs, numbers)) + "\n")
     atomic_write_json(staging / "headline.json", numbers.to_dict())
     run.finish(models=len(inputs.models), benchmarks=len(inputs.benchmarks))
+    for path in staging.iterdir():  # atomic writes create files readable by their owner only; a report is for sharing
+        path.chmod(0o644)
     replace_dir(staging, final)
     say(f"[report] {len(inputs.students)} students vs {inputs.teacher.name} on {', '.join(inputs.benchmarks)} "
         f"-> {final / 'report.html'} (and report.md)")
