@@ -29,6 +29,16 @@ def cmd_generate(args) -> None:
     generate(load_config(args.config, GenerateConfig, args.overrides))
 
 
+def cmd_eval(args) -> None:
+    from distill.config import load_config
+    from distill.eval.config import SuiteConfig
+    from distill.eval.run import evaluate
+
+    # `model=PATH` is the short form of `model.path=PATH`, so that it combines with other model.* keys.
+    overrides = [f"model.path={o.partition('=')[2]}" if o.startswith("model=") else o for o in args.overrides]
+    evaluate(load_config(args.config, SuiteConfig, overrides))
+
+
 def cmd_serve(args) -> None:
     from distill.config import load_config
     from distill.teacher.serve import ServeConfig, start, stop
@@ -143,6 +153,7 @@ COMMANDS = {
     "generate": (cmd_generate, "sample k traces per prompt from the teacher (resumable)", "teacher/runs/<run>.yaml"),
     "curate": (cmd_curate, "verify, filter, dedup and decontaminate traces into the SFT set", "teacher/runs/<run>.yaml"),
     "train": (cmd_train, "fine-tune a student on chat traces (TRL SFT, full or LoRA)", "students/<run>.yaml"),
+    "eval": (cmd_eval, "evaluate one model on a benchmark suite (lm-eval, R1 protocol): model=PATH", "eval/suites/r1.yaml"),
     "report": (cmd_report, "turn eval, curation and training runs into report.md and report.html", "eval/report.yaml"),
     "toy-world": (cmd_toy_world, "build the toy world: task data, tokenizer, tiny base models", "configs/toy-world.yaml"),
     "toy-teacher": (cmd_toy_teacher, "build the toy world and train the toy teacher with the students stage "

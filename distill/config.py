@@ -76,10 +76,20 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` laid over `base`; numeric keys address list items (`benchmarks.0.limit=5`)."""
     merged = dict(base)
     for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
+        current = merged.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            merged[key] = deep_merge(current, value)
+        elif isinstance(value, dict) and isinstance(current, list) and all(str(k).isdigit() for k in value):
+            items = list(current)
+            for index, item in value.items():
+                if int(index) >= len(items):
+                    raise UsageError(f"override {key}.{index}: {key} has {len(items)} item(s)")
+                old = items[int(index)]
+                items[int(index)] = deep_merge(old, item) if isinstance(item, dict) and isinstance(old, dict) else item
+            merged[key] = items
         else:
             merged[key] = value
     return merged

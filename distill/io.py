@@ -42,6 +42,7 @@ def atomic_write_parquet(table, path: str | Path) -> Path:
     import pyarrow.parquet as pq
 
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp")
     pq.write_table(table, tmp)
     with open(tmp, "rb") as f:

@@ -1,0 +1,115 @@
+"""An eval suite (eval/suites/<suite>.yaml) and the model it evaluates (`model=PATH` on the command line)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from distill.config import HubIdOrPath, Section
+from distill.curate.config import SandboxSettings
+
+
+class Protocol(Section):
+    """How samples are drawn; the defaults are the DeepSeek-R1 paper's."""
+
+    temperature: float = Field(default=0.6, ge=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_tokens: int = Field(default=32768, ge=1)
+    system_prompt: str | None = None  # R1: none; every instruction goes in the user turn
+    reasoning: bool = True  # score the text after the last </think>; a response without it is wrong
+    seed: int = 0  # sample i of a problem is drawn with seed + i
+
+
+class Benchmark(Section):
+    name: str  # the name in results and reports: aime24, math500, ...
+    task: str  # an lm-eval task under the suite's tasks_dir (distill_aime24) or a path to a task YAML
+    samples: int = Field(default=1, ge=1)  # samples per problem; pass@1 is their mean
+    data_files: str | None = None  # local copy instead of the Hub dataset (.json / .jsonl / .jsonl.gz / .parquet)
+    max_tokens: int | None = Field(default=None, ge=1)  # instead of the protocol's
+    limit: int | None = Field(default=None, ge=1)  # first N problems only (smoke runs)
+
+    @field_validator("data_files")
+    @classmethod
+    def _exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).expanduser().is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+
+class ServeOptions(Section):
+    """engine: vllm starts `vllm serve` for the checkpoint (distill.teacher.serve) and stops it afterwards."""
+
+    python: str | None = None  # interpreter whose vLLM serves (the CPU build: .venv-vllm/bin/python)
+    port: int = 8020
+    args: dict[str, Any] = Field(default_factory=dict)  # vLLM flags without the leading --
+    env: dict[str, str] = Field(default_factory=dict)
+    startup_timeout_s: float = Field(default=1800, gt=0)
+
+
+class ModelSpec(Section):
+    path: HubIdOrPath  # a checkpoint directory or Hub id; with engine openai, the name the endpoint serves
+    label: str | None = None  # name in results and reports (default: from the path)
+    role: Literal["teacher", "student"] = "student"
+    engine: Literal["vllm", "openai", "hf"] = "vllm"
+    base_url: str | None = None  # engine openai: an OpenAI-compatible endpoint, like http://host:8000/v1
+    api_key_env: str | None = None  # environment variable holding the endpoint's key
+    num_concurrent: int = Field(default=32, ge=1)  # requests in flight (vllm, openai)
+    batch_size: int = Field(default=32, ge=1)  # hf
+    dtype: str = "auto"  # hf: float32 on CPU, bfloat16 on GPU
+    params: int | None = None  # parameter count for the report (default: counted from the checkpoint)
+    reasoning: bool | None = None  # instead of the suite's protocol.reasoning
+    request_timeout_s: int = Field(default=3600, ge=1)
+    serve: ServeOptions = Field(default_factory=ServeOptions)
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> ModelSpec:
+        if self.engine == "openai" and not self.base_url:
+            raise ValueError("engine openai needs model.base_url (like http://127.0.0.1:8000/v1)")
+        return self
+
+    @property
+    def name(self) -> str:
+        if self.label:
+            return self.label
+        path = Path(self.path.rstrip("/"))
+        return path.parent.name if path.name in ("model", "final") and path.parent.name else path.name
+
+
+class SuiteConfig(Section):
+    name: str
+    protocol: Protocol = Field(default_factory=Protocol)
+    benchmarks: list[Benchmark] = Field(min_length=1)
+    model: ModelSpec
+    tasks_dir: str = "eval/tasks"
+    output_dir: str = "runs/eval"  # the run directory is <output_dir>/<model label>
+    workers: int | None = None  # scoring processes (default: CPU count)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+
+    @model_validator(mode="after")
+    def _tasks_exist(self) -> SuiteConfig:
+        names = [b.name for b in self.benchmarks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"benchmark names repeat: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+        for bench in self.benchmarks:
+            if task_yaml(self.tasks_dir, bench.task) is None:
+                known = sorted(p.stem for p in Path(self.tasks_dir).glob("*.yaml"))
+                raise ValueError(f"benchmark {bench.name}: unknown task {bench.task!r} "
+                                 f"(tasks in {self.tasks_dir}: {', '.join(known) or 'none'})")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.model.name
+
+    @property
+    def reasoning(self) -> bool:
+        return self.protocol.reasoning if self.model.reasoning is None else self.model.reasoning
+
+
+def task_yaml(tasks_dir: str, task: str) -> Path | None:
+    for candidate in (Path(task), Path(tasks_dir) / f"{task}.yaml"):
+        if candidate.suffix == ".yaml" and candidate.is_file():
+            return candidate
+    return None

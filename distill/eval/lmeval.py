@@ -1,0 +1,112 @@
+"""The harness: lm-eval draws the samples (tasks from eval/tasks, chat template, API or HF backend).
+
+Only generation runs through lm-eval (`predict_only`): every repeat is kept and scored by distill itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter
+from pathlib import Path
+
+from distill.eval.config import Benchmark, SuiteConfig, task_yaml
+from distill.errors import DistillError
+
+
+def _seeded_chat_model():
+    """lm-eval's chat-API model, but each repeat of a prompt carries its own seed.
+
+    lm-eval sends one fixed seed with every request (STACK.md): a seed-honouring server such as vLLM
+    would return the same sample for all repeats. Here the k-th request for the same messages gets
+    seed + k, so the set of samples per problem is reproducible whatever order requests go out in.
+    """
+    from lm_eval.api.registry import register_model
+    from lm_eval.models.openai_completions import LocalChatCompletion
+
+    @register_model("distill-chat-completions")
+    class SeededChatCompletions(LocalChatCompletion):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._drawn: Counter = Counter()
+            self._lock = threading.Lock()
+
+        def _create_payload(self, messages, generate=False, gen_kwargs=None, seed=1234, eos=None, **kwargs):
+            key = json.dumps(messages, sort_keys=True)
+            with self._lock:
+                index = self._drawn[key]
+                self._drawn[key] += 1
+            return super()._create_payload(messages, generate, gen_kwargs, seed=self._seed + index, eos=eos, **kwargs)
+
+    return SeededChatCompletions
+
+
+def build_lm(cfg: SuiteConfig, base_url: str | None, api_key: str | None = None):
+    """An lm-eval LM for the model: the chat API at base_url, or transformers in this process."""
+    model = cfg.model
+    if base_url is not None:
+        cls = _seeded_chat_model()
+        return cls(model=model.path if model.engine != "vllm" else model.name, base_url=f"{base_url.rstrip('/')}/chat/completions",
+                   tokenizer_backend=None, tokenized_requests=False, num_concurrent=model.num_concurrent, max_retries=3,
+                   seed=cfg.protocol.seed, max_length=10**7, timeout=model.request_timeout_s,
+                   **({"auth_token": api_key} if api_key else {}))
+    import torch
+    from lm_eval.models.huggingface import HFLM
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = model.dtype if model.dtype != "auto" else ("bfloat16" if device == "cuda" else "float32")
+    torch.manual_seed(cfg.protocol.seed)
+    return HFLM(pretrained=model.path, dtype=dtype, device=device, batch_size=model.batch_size)
+
+
+def task_config(cfg: SuiteConfig, bench: Benchmark) -> dict:
+    """The task's YAML (includes and !function hooks resolved) with the suite's protocol laid over it."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    path = task_yaml(cfg.tasks_dir, bench.task)
+    task = load_yaml(path, resolve_func=True)
+    protocol = cfg.protocol
+    task["repeats"] = bench.samples
+    task["generation_kwargs"] = {
+        **task.get("generation_kwargs", {}),
+        "until": [],
+        "do_sample": protocol.temperature > 0,
+        "temperature": protocol.temperature,
+        "top_p": protocol.top_p,
+        "max_gen_toks": bench.max_tokens or protocol.max_tokens,
+    }
+    data_files = bench.data_files
+    if data_files is None and task.get("dataset_path") == "json":  # a task that only has a local file (the toy)
+        data_files = task.get("dataset_kwargs", {}).get("data_files", {}).get("test")
+    if data_files is not None:
+        kind = "parquet" if data_files.endswith(".parquet") else "json"
+        task.update(dataset_path=kind, dataset_name=None, test_split="test",
+                    dataset_kwargs={"data_files": {"test": str(Path(data_files).expanduser().resolve())}})
+        for unused in ("validation_split", "training_split", "fewshot_split"):
+            task.pop(unused, None)
+    return task
+
+
+def generate(cfg: SuiteConfig, bench: Benchmark, lm) -> list[dict]:
+    """Samples for one benchmark: [{"doc": normalised doc, "responses": [k strings]}] in problem order."""
+    from lm_eval import simple_evaluate
+
+    for name in ("lm-eval", "lm_eval"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        out = simple_evaluate(model=lm, tasks=[task_config(cfg, bench)], limit=bench.limit, predict_only=True,
+                              log_samples=True, apply_chat_template=True, system_instruction=cfg.protocol.system_prompt,
+                              random_seed=cfg.protocol.seed, numpy_random_seed=cfg.protocol.seed,
+                              torch_random_seed=cfg.protocol.seed, confirm_run_unsafe_code=True)
+    except DistillError:
+        raise
+    except Exception as exc:  # a dataset that does not load, a task that does not build: name it
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DistillError(f"benchmark {bench.name} (task {bench.task}): {reason}") from exc
+    samples = next(iter(out["samples"].values()))
+    rows = []
+    for sample in sorted(samples, key=lambda s: int(s["doc_id"])):
+        responses = sample["filtered_resps"][0] if sample["filtered_resps"] else []
+        rows.append({"doc": sample["doc"], "responses": [r if isinstance(r, str) else "" for r in responses]})
+    return rows

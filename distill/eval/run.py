@@ -1,0 +1,167 @@
+"""`distill eval SUITE.yaml model=PATH`: one model on one suite -> samples, verdicts, metrics (layout: distill/eval/__init__.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from distill.errors import DistillError, UsageError
+from distill.eval.config import Benchmark, SuiteConfig
+from distill.eval.metrics import benchmark_results
+from distill.eval.scoring import score_samples
+from distill.io import atomic_write_json, atomic_write_parquet
+from distill.progress import fmt_duration, say
+from distill.runs import Run
+from distill.verify.sandbox import Limits, LocalSandbox
+
+SAMPLE_SCHEMA = pa.schema([
+    ("benchmark", pa.string()), ("problem_id", pa.string()), ("sample", pa.int32()), ("prompt", pa.string()),
+    ("response", pa.string()), ("reference", pa.string()), ("extracted", pa.string()), ("correct", pa.bool_()),
+    ("reason", pa.string()), ("response_tokens", pa.int32()),
+])
+
+
+def check_endpoint(base_url: str, api_key: str | None = None) -> None:
+    """One-line error for an endpoint that does not answer, before lm-eval retries it for minutes."""
+    request = urllib.request.Request(f"{base_url.rstrip('/')}/models",
+                                     headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise UsageError(f"model.base_url: {base_url} refused the key (HTTP {exc.code}); set model.api_key_env") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UsageError(f"model.base_url: cannot reach {base_url}: {reason}") from None
+
+
+def count_params(path: str) -> int | None:
+    """Parameters of a local safetensors checkpoint, from the file headers alone."""
+    files = sorted(Path(path).glob("*.safetensors")) if Path(path).is_dir() else []
+    total = 0
+    for file in files:
+        with open(file, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size))
+        for name, info in header.items():
+            if name != "__metadata__":
+                count = 1
+                for dim in info["shape"]:
+                    count *= dim
+                total += count
+    return total or None
+
+
+def token_counter(path: str):
+    """Response length in the model's tokens; characters / 4 when its tokenizer is not at hand (a remote teacher offline)."""
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        return (lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])), "tokens"
+    except Exception:
+        return (lambda text: (len(text) + 3) // 4), "estimated tokens (characters / 4)"
+
+
+@contextlib.contextmanager
+def endpoint(cfg: SuiteConfig, run_dir: Path):
+    """The base URL to send requests to (None: evaluate in this process), serving the checkpoint if asked."""
+    model = cfg.model
+    api_key = os.environ.get(model.api_key_env) if model.api_key_env else None
+    if model.engine == "hf":
+        yield None, None
+    elif model.engine == "openai":
+        check_endpoint(model.base_url, api_key)
+        yield model.base_url, api_key
+    else:
+        from distill.teacher.serve import ServeConfig, start, stop
+
+        serve = ServeConfig(name=f"eval-{model.name}", model=model.path, served_model_name=model.name, port=model.serve.port,
+                            python=model.serve.python, args=model.serve.args, env=model.serve.env,
+                            startup_timeout_s=model.serve.startup_timeout_s, run_dir=str(run_dir / "serve"))
+        start(serve)
+        try:
+            yield serve.base_url, None
+        finally:
+            stop(serve)
+
+
+def score_benchmark(cfg: SuiteConfig, bench: Benchmark, rows: list[dict], count_tokens) -> pa.Table:
+    docs = [row["doc"] for row in rows for _ in row["responses"]]
+    responses = [r for row in rows for r in row["responses"]]
+    sandbox = LocalSandbox(allow_weak=cfg.sandbox.allow_weak)
+    limits = Limits(wall_s=cfg.sandbox.timeout_s, memory_mb=cfg.sandbox.memory_mb)
+    verdicts = score_samples(docs, responses, cfg.reasoning, workers=cfg.workers, sandbox=sandbox, limits=limits)
+    records = {name: [] for name in SAMPLE_SCHEMA.names}
+    position = 0
+    for row in rows:
+        for index, response in enumerate(row["responses"]):
+            verdict = verdicts[position]
+            position += 1
+            for key, value in (("benchmark", bench.name), ("problem_id", row["doc"]["problem_id"]), ("sample", index),
+                               ("prompt", row["doc"]["prompt"]), ("response", response), ("reference", row["doc"]["answer"]),
+                               ("extracted", verdict.extracted), ("correct", verdict.correct), ("reason", verdict.reason),
+                               ("response_tokens", count_tokens(response))):
+                records[key].append(value)
+    return pa.table(records, schema=SAMPLE_SCHEMA)
+
+
+def evaluate(cfg: SuiteConfig) -> dict:
+    from distill.eval.lmeval import build_lm, generate
+
+    run_dir = cfg.run_dir
+    fingerprint = {"suite": cfg.name, "protocol": cfg.protocol.model_dump(), "model": cfg.model.path,
+                   "reasoning": cfg.reasoning, "benchmarks": {b.name: b.model_dump(exclude={"name"}) for b in cfg.benchmarks}}
+    run = Run(run_dir, "eval", cfg, fingerprint).start()
+    started = time.time()
+    say(f"[eval {cfg.model.name}] suite {cfg.name}: {len(cfg.benchmarks)} benchmark(s) -> {run_dir}")
+    count_tokens, length_unit = token_counter(cfg.model.path)
+    tables = {}
+    todo = [b for b in cfg.benchmarks if not (run_dir / "samples" / f"{b.name}.parquet").exists()]
+    for bench in cfg.benchmarks:
+        if bench not in todo:
+            tables[bench.name] = pq.read_table(run_dir / "samples" / f"{bench.name}.parquet")
+            say(f"[eval {cfg.model.name}] {bench.name}: done before, {tables[bench.name].num_rows} samples kept")
+    if todo:
+        with endpoint(cfg, run_dir) as (base_url, api_key):
+            lm = build_lm(cfg, base_url, api_key)
+            for bench in todo:
+                t0 = time.time()
+                say(f"[eval {cfg.model.name}] {bench.name}: {bench.samples} sample(s) per problem")
+                rows = generate(cfg, bench, lm)
+                if not rows:
+                    raise DistillError(f"benchmark {bench.name}: the task yielded no problems")
+                table = score_benchmark(cfg, bench, rows, count_tokens)
+                atomic_write_parquet(table, run_dir / "samples" / f"{bench.name}.parquet")
+                tables[bench.name] = table
+                accuracy = sum(table.column("correct").to_pylist()) / max(table.num_rows, 1)
+                tokens = sum(table.column("response_tokens").to_pylist())
+                elapsed = time.time() - t0
+                say(f"[eval {cfg.model.name}] {bench.name}: {len(rows)} problems x {bench.samples}, pass@1 {100 * accuracy:.1f}%, "
+                    f"{tokens / max(elapsed, 1e-9):.0f} tok/s, {fmt_duration(elapsed)}")
+    records = [r for b in cfg.benchmarks for r in tables[b.name].select(
+        ["benchmark", "problem_id", "sample", "correct", "extracted", "response_tokens"]).to_pylist()]
+    params = cfg.model.params or count_params(cfg.model.path)
+    results = {
+        "model": {"label": cfg.model.name, "path": cfg.model.path, "role": cfg.model.role, "params": params},
+        "suite": cfg.name,
+        "protocol": {**cfg.protocol.model_dump(), "reasoning": cfg.reasoning, "length_unit": length_unit},
+        "benchmarks": benchmark_results(records, seed=cfg.protocol.seed),
+    }
+    atomic_write_json(run_dir / "results.json", results)
+    for name, metrics in results["benchmarks"].items():
+        lo, hi = metrics["ci95"]
+        say(f"[eval {cfg.model.name}] {name}: pass@1 {metrics['pass@1']:.1f}% (95% CI {lo:.1f}-{hi:.1f}), "
+            f"cons@{metrics['n']} {metrics['cons@n']:.1f}%, {metrics['problems']} problems")
+    run.finish(benchmarks=len(cfg.benchmarks), samples=len(records))
+    say(f"[eval {cfg.model.name}] done in {fmt_duration(time.time() - started)}: {run_dir / 'results.json'}")
+    return results
