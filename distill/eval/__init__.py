@@ -10,7 +10,7 @@ An eval run directory (`runs/eval/<label>/`, one model on one suite) holds:
                                        "suite": str, "protocol": {"temperature", "top_p", "max_tokens", "reasoning"},
                                        "benchmarks": {name: {"problems": int, "samples": int,
                                            "pass@1": float, "ci95": [lo, hi],          # percent, 0-100
-                                           "cons@n": float, "n": int,                  # majority vote over n samples
+                                           "cons@n": float|None, "n": int,             # majority vote over n; None: nothing extracted
                                            "pass@k": {"1": float, "2": float, ...},    # unbiased, percent
                                            "length": {"mean", "median", "p90", "max"}, # response tokens
                                            "per_problem": {problem_id: fraction correct}}}}

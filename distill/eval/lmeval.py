@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 from collections import Counter
+from functools import cache
 from pathlib import Path
 
 from distill.eval.config import Benchmark, SuiteConfig, task_yaml
@@ -88,6 +89,14 @@ def task_config(cfg: SuiteConfig, bench: Benchmark) -> dict:
     return task
 
 
+@cache
+def task_manager(tasks_dir: str):
+    """Our tasks only: lm-eval's default manager indexes its thousands of bundled tasks (10-20 s) on every call."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=tasks_dir, include_defaults=False)
+
+
 def generate(cfg: SuiteConfig, bench: Benchmark, lm) -> list[dict]:
     """Samples for one benchmark: [{"doc": normalised doc, "responses": [k strings]}] in problem order."""
     from lm_eval import simple_evaluate
@@ -95,10 +104,11 @@ def generate(cfg: SuiteConfig, bench: Benchmark, lm) -> list[dict]:
     for name in ("lm-eval", "lm_eval"):
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        out = simple_evaluate(model=lm, tasks=[task_config(cfg, bench)], limit=bench.limit, predict_only=True,
-                              log_samples=True, apply_chat_template=True, system_instruction=cfg.protocol.system_prompt,
-                              random_seed=cfg.protocol.seed, numpy_random_seed=cfg.protocol.seed,
-                              torch_random_seed=cfg.protocol.seed, confirm_run_unsafe_code=True)
+        out = simple_evaluate(model=lm, tasks=[task_config(cfg, bench)], task_manager=task_manager(cfg.tasks_dir),
+                              limit=bench.limit, predict_only=True, log_samples=True, apply_chat_template=True,
+                              system_instruction=cfg.protocol.system_prompt, random_seed=cfg.protocol.seed,
+                              numpy_random_seed=cfg.protocol.seed, torch_random_seed=cfg.protocol.seed,
+                              confirm_run_unsafe_code=True)
     except DistillError:
         raise
     except Exception as exc:  # a dataset that does not load, a task that does not build: name it

@@ -160,8 +160,9 @@ def evaluate(cfg: SuiteConfig) -> dict:
     atomic_write_json(run_dir / "results.json", results)
     for name, metrics in results["benchmarks"].items():
         lo, hi = metrics["ci95"]
+        cons = "n/a (no extracted answers)" if metrics["cons@n"] is None else f"{metrics['cons@n']:.1f}%"
         say(f"[eval {cfg.model.name}] {name}: pass@1 {metrics['pass@1']:.1f}% (95% CI {lo:.1f}-{hi:.1f}), "
-            f"cons@{metrics['n']} {metrics['cons@n']:.1f}%, {metrics['problems']} problems")
+            f"cons@{metrics['n']} {cons}, {metrics['problems']} problems")
     run.finish(benchmarks=len(cfg.benchmarks), samples=len(records))
     say(f"[eval {cfg.model.name}] done in {fmt_duration(time.time() - started)}: {run_dir / 'results.json'}")
     return results
