@@ -25,9 +25,13 @@ def is_reasoning(response: str) -> bool:
 
 
 def complete_program(code: str, starter_code: str, entry_point: str) -> str:
-    """HumanEval-style: keep the prompt's imports, and its signature when the model wrote only the body."""
+    """HumanEval-style: the prompt and the body when the model wrote only the body; when it wrote the whole
+    function, what the prompt holds before it (imports, helper functions it may call) and then the model's code."""
     if f"def {entry_point}" not in code:
         return starter_code + code
+    at = starter_code.find(f"def {entry_point}")
+    if at >= 0:
+        return f"{starter_code[:at]}\n{code}"
     imports = "\n".join(line for line in starter_code.splitlines() if re.match(r"\s*(import|from)\s", line))
     return f"{imports}\n{code}" if imports else code
 
