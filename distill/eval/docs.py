@@ -38,7 +38,7 @@ def _first(doc: dict, *keys: str) -> Any:
     for key in keys:
         if doc.get(key) not in (None, ""):
             return doc[key]
-    raise KeyError(f"none of the fields {', '.join(keys)} in a row with fields {', '.join(sorted(doc))}")
+    raise ValueError(f"none of the fields {', '.join(keys)} in a row with fields {', '.join(sorted(doc))}")
 
 
 def _stable_id(*parts: Any) -> str:
@@ -113,6 +113,8 @@ def normalise(rows, layout: str):
     for number, row in enumerate(rows):
         try:
             out.append(convert(dict(row)))
-        except (KeyError, ValueError, SyntaxError, TypeError) as exc:
+        except KeyError as exc:
+            raise ValueError(f"row {number}: cannot read it as a {layout} problem: no field {exc}") from None
+        except (ValueError, SyntaxError, TypeError) as exc:
             raise ValueError(f"row {number}: cannot read it as a {layout} problem: {exc}") from None
     return out
