@@ -275,3 +275,19 @@ def test_lm_eval_scores_with_our_hooks_alone(toy_prompts):
     verdicts = score_samples(docs, responses, reasoning=True, workers=0)
     reported = out["results"]["distill_toy"]["pass@1,all-samples"]
     assert reported == pytest.approx(sum(v.correct for v in verdicts) / len(verdicts))
+
+
+def test_each_repeat_of_a_prompt_gets_its_own_seed_and_a_second_run_builds_again():
+    from distill.eval.config import SuiteConfig
+    from distill.eval.lmeval import build_lm
+
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing is sent: only the request payloads are built
+    cfg = SuiteConfig(name="t", benchmarks=[{"name": "toy", "task": "distill_toy"}], protocol={"seed": 5},
+                      model={"path": str(TEACHER), "engine": "openai", "base_url": url})
+    lm = build_lm(cfg, url)
+    build_lm(cfg, url)  # a second evaluate() in the same process (the model class is registered once)
+    a, b = [{"role": "user", "content": "Compute 1 + 2."}], [{"role": "user", "content": "Compute 2 + 2."}]
+    gen = {"temperature": 0.6, "top_p": 0.95, "max_gen_toks": 16, "do_sample": True, "until": []}
+    payloads = [lm._create_payload(m, generate=True, gen_kwargs=dict(gen)) for m in (a, a, b, a, b)]
+    assert [p["seed"] for p in payloads] == [5, 6, 5, 7, 6]
+    assert payloads[0]["temperature"] == 0.6 and payloads[0]["top_p"] == 0.95 and payloads[0]["max_tokens"] == 16

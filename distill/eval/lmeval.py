@@ -16,6 +16,7 @@ from distill.eval.config import Benchmark, SuiteConfig, task_yaml
 from distill.errors import DistillError
 
 
+@cache  # lm-eval refuses a second registration of the name: a second evaluate() in one process reuses the class
 def _seeded_chat_model():
     """lm-eval's chat-API model, but each repeat of a prompt carries its own seed.
 
