@@ -231,6 +231,12 @@ def test_bad_model_path_is_a_one_line_error(tmp_path):
     assert "model.path" in error and "/nonexistent/dir" in error
 
 
+def test_a_directory_that_is_not_a_checkpoint_is_a_one_line_error(tmp_path):
+    (tmp_path / "notes").mkdir()
+    error = one_line_error(toy_eval(tmp_path, f"model={tmp_path / 'notes'}", "model.engine=hf"))
+    assert error == f"error: model.path: {tmp_path / 'notes'} is not a model checkpoint (no config.json in it)"
+
+
 def test_unknown_task_lists_the_known_ones(tmp_path):
     error = one_line_error(toy_eval(tmp_path, f"model={TEACHER}", "benchmarks.0.task=nope"))
     assert "unknown task 'nope'" in error

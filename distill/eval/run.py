@@ -44,6 +44,13 @@ def check_endpoint(base_url: str, api_key: str | None = None) -> None:
         raise UsageError(f"model.base_url: cannot reach {base_url}: {reason}") from None
 
 
+def check_checkpoint(cfg: SuiteConfig) -> None:
+    """One-line error for a local directory that is not a checkpoint, before transformers or vLLM trace back."""
+    path = Path(cfg.model.path)
+    if cfg.model.engine != "openai" and path.is_dir() and not (path / "config.json").is_file():
+        raise UsageError(f"model.path: {cfg.model.path} is not a model checkpoint (no config.json in it)")
+
+
 def count_params(path: str) -> int | None:
     """Parameters of a local safetensors checkpoint, from the file headers alone."""
     files = sorted(Path(path).glob("*.safetensors")) if Path(path).is_dir() else []
@@ -118,6 +125,7 @@ def score_benchmark(cfg: SuiteConfig, bench: Benchmark, rows: list[dict], count_
 def evaluate(cfg: SuiteConfig) -> dict:
     from distill.eval.lmeval import build_lm, generate
 
+    check_checkpoint(cfg)
     run_dir = cfg.run_dir
     fingerprint = {"suite": cfg.name, "protocol": cfg.protocol.model_dump(), "model": cfg.model.path,
                    "reasoning": cfg.reasoning, "benchmarks": {b.name: b.model_dump(exclude={"name"}) for b in cfg.benchmarks}}
