@@ -1,18 +1,21 @@
 """Math answers: the final answer (text after the last `</think>`) against a reference, with math-verify.
 
 math-verify's timeouts use signal.alarm, which only works in a process's main thread: batches are
-scored in worker processes (`score_many`), never in threads.
+scored in worker processes (`MathScorer`, `score_many`), never in threads.
 """
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
+import os
 import re
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from functools import lru_cache
-from dataclasses import asdict, dataclass
-from typing import Literal
-from collections.abc import Iterable
+from typing import Any, Literal
 
 THINK_END = "</think>"
 Kind = Literal["auto", "math", "integer", "choice"]
@@ -89,6 +92,11 @@ def score(response: str, reference: str, reasoning: bool = True, kind: Kind = "a
     text = final_answer_text(response, reasoning)
     if text is None:
         return Verdict(False, "no closing </think>")
+    return score_text(text, reference, kind)
+
+
+def score_text(text: str, reference: str, kind: Kind = "auto") -> Verdict:
+    """`score` on the final-answer text alone (what `final_answer_text` returns)."""
     kind = detect_kind(reference) if kind == "auto" else kind
     if kind == "choice":
         got = _choice(text)
@@ -161,15 +169,115 @@ def _math_verify(text: str, reference: str) -> Verdict:
     return Verdict(bool(ok), "correct" if ok else "wrong answer", extracted)
 
 
-def _score_tuple(args: tuple[str, str, bool, str]) -> Verdict:
-    return score(*args)
+def _score_texts(items: list[tuple[str, str, str]]) -> list[Verdict]:
+    return [score_text(*item) for item in items]
+
+
+REMEMBERED_ANSWERS = 200_000
+
+
+class MathScorer:
+    """Scores responses as they are submitted: in worker processes, in chunks, each distinct answer once.
+
+    The verdict depends only on (final-answer text, reference, kind), and the k samples of a prompt often
+    end in the same answer: such repeats wait for the first one's verdict instead of being parsed again.
+    `on_verdict(tag, verdict)` is called for every submitted tag, from `submit` or `close`, in no fixed order.
+    Runs with fewer than `chunk` distinct answers (or workers=0) are scored inline: no pool to start.
+    """
+
+    def __init__(self, on_verdict: Callable[[Any, Verdict], None], workers: int | None = None, chunk: int = 256):
+        self.on_verdict = on_verdict
+        self.workers = len(os.sched_getaffinity(0)) if workers is None else workers
+        self.chunk = chunk
+        self.verdicts: dict[bytes, Verdict] = {}  # by answer key, once known
+        self.waiting: dict[bytes, list] = {}  # answer key -> tags waiting for its verdict
+        self.buffer: list[tuple[bytes, tuple[str, str, str]]] = []
+        self.in_flight: deque = deque()  # (keys, AsyncResult) per chunk sent, oldest first
+        self.pool = None
+        self.distinct = 0
+
+    def submit(self, tag, response: str, reference: str, reasoning: bool = True, kind: Kind = "auto") -> None:
+        text = final_answer_text(response, reasoning)
+        if text is None:
+            self.on_verdict(tag, Verdict(False, "no closing </think>"))
+            return
+        key = hashlib.sha1(f"{kind}\0{reference}\0{text}".encode()).digest()
+        if key in self.verdicts:
+            self.on_verdict(tag, self.verdicts[key])
+        elif key in self.waiting:
+            self.waiting[key].append(tag)
+        else:
+            self.waiting[key] = [tag]
+            self.buffer.append((key, (text, reference, kind)))
+            self.distinct += 1
+            if len(self.buffer) >= self.chunk and self.workers > 0:
+                self._send()
+
+    def close(self) -> None:
+        """Score what is left and wait for every verdict."""
+        if self.buffer:
+            if self.pool is None:
+                self._record([k for k, _ in self.buffer], _score_texts([item for _, item in self.buffer]))
+                self.buffer = []
+            else:
+                self._send()
+        while self.in_flight:
+            keys, result = self.in_flight.popleft()
+            self._record(keys, result.get())
+        self._stop()
+
+    def _send(self) -> None:
+        if self.pool is None:
+            context = multiprocessing.get_context("forkserver")
+            # Workers fork from the server with math-verify (sympy, antlr) already imported: ~0.5 s CPU each saved.
+            # No effect when the server was started earlier in this process.
+            context.set_forkserver_preload(["distill.verify.math", "math_verify"])
+            self.pool = context.Pool(processes=self.workers)
+        keys, items = [k for k, _ in self.buffer], [item for _, item in self.buffer]
+        self.buffer = []
+        self.in_flight.append((keys, self.pool.apply_async(_score_texts, (items,))))
+        self._collect(block=len(self.in_flight) > 2 * self.workers)
+
+    def _collect(self, block: bool) -> None:
+        """Record the chunks that are done; with block, wait for the oldest first (bounds what is in flight)."""
+        if block:
+            self.in_flight[0][1].wait()
+        entries = [(keys, result, result.ready()) for keys, result in self.in_flight]  # ready() may turn True any time
+        self.in_flight = deque((keys, result) for keys, result, done in entries if not done)
+        for keys, result, done in entries:
+            if done:
+                self._record(keys, result.get())
+
+    def _record(self, keys: list[bytes], verdicts: list[Verdict]) -> None:
+        if len(self.verdicts) > REMEMBERED_ANSWERS:
+            self.verdicts.clear()  # repeats come from samples of one prompt, close together: old answers rarely recur
+        for key, verdict in zip(keys, verdicts):
+            self.verdicts[key] = verdict
+            for tag in self.waiting.pop(key):
+                self.on_verdict(tag, verdict)
+
+    def _stop(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool = None
+
+    def __enter__(self) -> MathScorer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop()
 
 
 def score_many(items: Iterable[tuple[str, str, bool, str]], workers: int | None = None, chunksize: int = 64) -> list[Verdict]:
     """Score (response, reference, reasoning, kind) tuples in worker processes, in order."""
-    items = list(items)
-    if len(items) < 2 * chunksize or workers == 0:
-        return [_score_tuple(i) for i in items]
-    context = multiprocessing.get_context("forkserver")
-    with context.Pool(processes=workers or None) as pool:
-        return pool.map(_score_tuple, items, chunksize=chunksize)
+    verdicts: list[Verdict | None] = []
+
+    def keep(index: int, verdict: Verdict) -> None:
+        verdicts[index] = verdict
+
+    with MathScorer(keep, workers=workers, chunk=chunksize) as scorer:
+        for index, (response, reference, reasoning, kind) in enumerate(items):
+            verdicts.append(None)
+            scorer.submit(index, response, reference, reasoning, kind)
+        scorer.close()
+    return verdicts
