@@ -12,8 +12,11 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from collections.abc import Iterator
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from distill.io import atomic_write_parquet
@@ -145,6 +148,46 @@ def latest_rows(directory: str | Path) -> list[dict]:
         if key not in best or row["status"] == "ok" or best[key]["status"] != "ok":
             best[key] = row
     return list(best.values())
+
+
+def latest_rank(directory: str | Path) -> np.ndarray:
+    """For every stored row (all shards, in write order): its index in `latest_rows`' list, or -1 if skipped.
+
+    The same choice as `latest_rows` (last ok try, else last failed one; listed in order of first
+    appearance), computed on three columns, so that the heavy ones can be streamed afterwards.
+    """
+    table = read_table(directory, columns=["prompt_id", "sample_index", "status"])
+    n = table.num_rows
+    position = np.arange(n, dtype=np.int64)
+    ok = pc.fill_null(pc.equal(table.column("status"), "ok"), False).to_numpy(zero_copy_only=False)
+    keyed = pa.table({"prompt_id": table.column("prompt_id"), "sample_index": table.column("sample_index"),
+                      "preference": position + n * ok, "position": position})
+    groups = keyed.group_by(["prompt_id", "sample_index"], use_threads=False).aggregate(
+        [("preference", "max"), ("position", "min")])
+    preference = groups.column("preference_max").to_numpy()
+    chosen = np.where(preference >= n, preference - n, preference)
+    chosen = chosen[np.argsort(groups.column("position_min").to_numpy(), kind="stable")]
+    rank = np.full(n, -1, dtype=np.int64)
+    rank[chosen] = np.arange(len(chosen))
+    return rank
+
+
+def iter_batches(directory: str | Path, columns: list[str] | None = None,
+                 batch_size: int = 4096) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """(row number of its first row over all shards, batch), shard by shard in write order, with SCHEMA's types.
+
+    Columns that older shards lack come back as nulls, as in `read_table`.
+    """
+    fields = [SCHEMA.field(c) for c in (columns or SCHEMA.names)]
+    start = 0
+    for path in shard_paths(directory):
+        file = pq.ParquetFile(path)
+        present = [f.name for f in fields if f.name in file.schema_arrow.names]
+        for batch in file.iter_batches(batch_size=batch_size, columns=present):
+            arrays = [batch.column(f.name).cast(f.type) if f.name in present else pa.nulls(batch.num_rows, f.type)
+                      for f in fields]
+            yield start, pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+            start += batch.num_rows
 
 
 def done_pairs(directory: str | Path) -> set[tuple[str, int]]:
