@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import numpy as np
+
 from distill.traces import THINK_END
 
 THINK_START = "<think>"
@@ -74,21 +76,28 @@ def repetition_reason(text: str, ngram: int, max_ngram_share: float, max_line_re
     return None
 
 
-def near_duplicates(texts: list[str], threshold: float, shingle: int, num_perm: int) -> dict[int, int]:
-    """{index: index of the earlier text it nearly duplicates}, by MinHash estimates of Jaccard similarity."""
+def minhash(text: str, shingle: int, num_perm: int) -> np.ndarray:
+    """MinHash values of a text's word shingles (datasketch), for estimating Jaccard similarity."""
     from datasketch import MinHash
 
-    hashes = []
-    for text in texts:
-        words = text.split()
-        grams = {" ".join(words[i:i + shingle]) for i in range(max(len(words) - shingle + 1, 1))}
-        m = MinHash(num_perm=num_perm, seed=1)
-        m.update_batch([g.encode() for g in grams])
-        hashes.append(m)
+    words = text.split()
+    grams = {" ".join(words[i:i + shingle]) for i in range(max(len(words) - shingle + 1, 1))}
+    m = MinHash(num_perm=num_perm, seed=1)
+    m.update_batch([g.encode() for g in grams])
+    return m.hashvalues
+
+
+def near_duplicates(texts: list[str], threshold: float, shingle: int, num_perm: int) -> dict[int, int]:
+    """{index: index of the earlier text it nearly duplicates}, by MinHash estimates of Jaccard similarity."""
+    return near_duplicates_of([minhash(text, shingle, num_perm) for text in texts], threshold)
+
+
+def near_duplicates_of(hashes: list[np.ndarray], threshold: float) -> dict[int, int]:
+    """`near_duplicates` on MinHash values already computed (the Jaccard estimate is datasketch's)."""
     found = {}
     for i in range(len(hashes)):
         for j in range(i):
-            if j not in found and hashes[i].jaccard(hashes[j]) >= threshold:
+            if j not in found and np.count_nonzero(hashes[i] == hashes[j]) / len(hashes[i]) >= threshold:
                 found[i] = j
                 break
     return found

@@ -7,6 +7,11 @@ Writes  <run>/curated/train-*.parquet     accepted traces, with chat `messages` 
         <run>/curated/config.yaml, manifest.json
         <run>/verdicts/                   verifier verdicts per trace, reused when the run is repeated
 Idempotent: the outputs are a function of the traces and the config, replaced whole at the end.
+
+Streaming, so that memory does not grow with the text: a first pass over the trace shards filters each
+trace and sends math answers to the scorer's worker processes as it goes, keeping one small `Outcome`
+per trace; dedup and selection work on those; a second pass copies each trace, shard by shard, to the
+train or rejected files. Output rows follow the order of the traces.
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import sys
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -30,9 +38,15 @@ from distill.io import atomic_write_json, atomic_write_parquet, replace_dir, sta
 from distill.progress import fmt_count, fmt_duration, say
 from distill.runs import Run
 from distill.teacher.config import GenerateConfig
-from distill.traces import latest_rows
+from distill.traces import SCHEMA, iter_batches, latest_rank
 
 SHARD_ROWS = 50_000
+# What the first pass reads: everything but the long lists (logprobs) and the prompt (read only for decontamination).
+SCREEN_COLUMNS = ["trace_id", "prompt_id", "sample_index", "source", "status", "error", "response", "reasoning",
+                  "finish_reason", "completion_tokens", "answer", "tests", "metadata"]
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+TRAIN_SCHEMA = SCHEMA.append(pa.field("messages", MESSAGES))
+REJECTED_SCHEMA = SCHEMA.append(pa.field("reason", pa.string()))
 
 
 def load_benchmarks(cfg: CurateSection) -> Decontaminator | None:
@@ -81,19 +95,22 @@ def verifier_for(row: dict, cfg: CurateSection) -> str:
 class VerdictCache:
     """Verdicts per trace id, stored as shards so that a repeated or interrupted run reuses them."""
 
+    FLUSH_ROWS = 10_000
+
     def __init__(self, directory: Path, config_key: str):
         self.dir = directory / config_key
         self.known: dict[str, tuple[bool, str]] = {}
-        for path in sorted(self.dir.glob("verdicts-*.parquet")) if self.dir.is_dir() else []:
-            for r in pq.read_table(path).to_pylist():
-                self.known[r["trace_id"]] = (r["correct"], r["reason"])
+        paths = sorted(self.dir.glob("verdicts-*.parquet")) if self.dir.is_dir() else []
+        for path in paths:
+            table = pq.read_table(path)
+            for trace_id, correct, reason in zip(*(table.column(c).to_pylist() for c in ("trace_id", "correct", "reason"))):
+                self.known[trace_id] = (correct, sys.intern(reason))
         self.pending: list[dict] = []
-        self.count = len(list(self.dir.glob("verdicts-*.parquet"))) if self.dir.is_dir() else 0
+        self.count = len(paths)
 
     def add(self, trace_id: str, correct: bool, reason: str) -> None:
-        self.known[trace_id] = (correct, reason)
         self.pending.append({"trace_id": trace_id, "correct": correct, "reason": reason})
-        if len(self.pending) >= 1000:
+        if len(self.pending) >= self.FLUSH_ROWS:
             self.flush()
 
     def flush(self) -> None:
@@ -105,96 +122,261 @@ class VerdictCache:
         self.pending = []
 
 
-def verify(rows: list[dict], cfg: CurateSection, cache: VerdictCache) -> None:
-    """Fill row["verdict"] = (correct, reason) for every row that needs one."""
-    from distill.verify.math import score_many
+@dataclass(slots=True)
+class Outcome:
+    """One trace, reduced to what dedup, selection, the summary and the write pass need."""
 
-    todo_math, todo_code = [], []
-    for row in rows:
-        if row["trace_id"] in cache.known:
-            row["verdict"] = cache.known[row["trace_id"]]
-        elif row["verifier"] == "math":
-            todo_math.append(row)
-        elif row["verifier"] == "code":
-            todo_code.append(row)
-    if todo_math:
-        say(f"[curate] math-verify on {len(todo_math)} traces")
-        verdicts = score_many(((r["response"], r["answer"], cfg.reasoning, cfg.answer_kind) for r in todo_math),
-                              workers=cfg.workers)
-        for row, verdict in zip(todo_math, verdicts):
-            row["verdict"] = (verdict.correct, verdict.reason)
-            cache.add(row["trace_id"], verdict.correct, verdict.reason)
-    if todo_code:
-        from distill.verify.code import verify_response
-        from distill.verify.sandbox import Limits, LocalSandbox
+    trace_id: str
+    prompt_id: str
+    sample_index: int
+    source: str
+    difficulty: str
+    completion_tokens: int | None
+    length: int  # completion tokens, else characters: what the 'shortest' policy compares
+    reason: str | None = None  # why it is rejected; None once kept
+    response_key: bytes | None = None  # hash of (prompt, response), for exact dedup
+    minhash: np.ndarray | None = None  # for near-dedup
+    verdict: tuple[bool, str] | None = None
 
-        sandbox = LocalSandbox(allow_weak=cfg.sandbox.allow_weak)
-        limits = Limits(wall_s=cfg.sandbox.timeout_s, memory_mb=cfg.sandbox.memory_mb)
-        say(f"[curate] running code of {len(todo_code)} traces in the sandbox")
 
-        def run(row):
-            metadata = json.loads(row["metadata"] or "{}")
-            return verify_response(row["response"], json.loads(row["tests"]), cfg.reasoning,
-                                   starter_code=metadata.get("starter_code"), entry_point=metadata.get("entry_point"),
-                                   sandbox=sandbox, limits=limits)
+class Screen:
+    """The first pass: filters, decontamination and verification of each trace, one `Outcome` per trace."""
 
-        with ThreadPoolExecutor(max_workers=cfg.workers or 2) as pool:
-            for row, verdict in zip(todo_code, pool.map(run, todo_code)):
-                reason = "correct" if verdict.passed else f"code {verdict.status}: {verdict.detail}"
-                row["verdict"] = (verdict.passed, reason)
-                cache.add(row["trace_id"], verdict.passed, reason)
+    def __init__(self, cfg: CurateSection, decon: Decontaminator | None, cache: VerdictCache):
+        from distill.verify.math import MathScorer
+
+        self.cfg, self.decon, self.cache = cfg, decon, cache
+        self.scorer = MathScorer(lambda outcome, v: self.record_verdict(outcome, v.correct, v.reason), workers=cfg.workers)
+        self.contaminated: dict[str, str | None] = {}
+        self.difficulty: dict[str | None, str] = {}  # by metadata JSON: prompts share it
+        self.code_todo: list[tuple[Outcome, dict]] = []
+
+    def __call__(self, row: dict) -> Outcome:
+        c = self.cfg
+        response = row["response"] or ""
+        outcome = Outcome(row["trace_id"], row["prompt_id"], row["sample_index"], row["source"],
+                          self.difficulty_of(row["metadata"]), row["completion_tokens"],
+                          row["completion_tokens"] or len(response))
+        reason = None
+        if row["status"] != "ok":
+            reason = f"generation failed: {row['error']}"
+        if not reason and self.decon is not None:
+            if row["prompt_id"] not in self.contaminated:
+                problem = json.loads(row["prompt_messages"])[-1]["content"]
+                self.contaminated[row["prompt_id"]] = self.decon.match(problem)
+            if self.contaminated[row["prompt_id"]]:
+                reason = f"contaminated: overlaps {self.contaminated[row['prompt_id']]}"
+        outcome.reason = reason or filter_reason(row, c)
+        if outcome.reason:
+            return outcome
+        if c.dedup:
+            outcome.response_key = hashlib.sha1(f"{row['prompt_id']}\0{response}".encode()).digest()
+        if c.near_dedup.enabled:
+            outcome.minhash = filters.minhash(response, c.near_dedup.shingle, c.near_dedup.num_perm)
+        # Verified before dedup: a duplicate repeats its original's answer, which the scorer checks only once.
+        verifier = verifier_for(row, c)
+        if verifier == "none":
+            outcome.verdict = (True, "unverified")
+        elif row["trace_id"] in self.cache.known:
+            outcome.verdict = self.cache.known[row["trace_id"]]
+        elif verifier == "math":
+            self.scorer.submit(outcome, response, row["answer"], c.reasoning, c.answer_kind)
+        elif verifier == "code":
+            self.code_todo.append((outcome, {k: row[k] for k in ("response", "tests", "metadata")}))
+        return outcome
+
+    def difficulty_of(self, metadata: str | None) -> str:
+        if metadata not in self.difficulty:
+            self.difficulty[metadata] = str(json.loads(metadata or "{}").get("difficulty"))
+        return self.difficulty[metadata]
+
+    def record_verdict(self, outcome: Outcome, correct: bool, reason: str) -> None:
+        outcome.verdict = (correct, sys.intern(reason))
+        self.cache.add(outcome.trace_id, correct, reason)
+
+
+def screen_traces(traces_dir: Path, rank: np.ndarray, c: CurateSection, decon: Decontaminator | None,
+                  cache: VerdictCache) -> list[Outcome]:
+    """One `Outcome` per trace, in the order of the traces, each with its reason or its verdict."""
+    outcomes: list[Outcome | None] = [None] * int(rank.max(initial=-1) + 1)
+    columns = SCREEN_COLUMNS + (["prompt_messages"] if decon is not None else [])
+    screen = Screen(c, decon, cache)
+    with screen.scorer as scorer:
+        for start, batch in iter_batches(traces_dir, columns):
+            ranks = rank[start:start + batch.num_rows]
+            chosen = np.flatnonzero(ranks >= 0)
+            if len(chosen) < batch.num_rows:
+                batch = batch.take(chosen)
+            values = [batch.column(name).to_pylist() for name in columns]
+            for index, row_values in zip(ranks[chosen], zip(*values)):
+                outcomes[index] = screen(dict(zip(columns, row_values)))
+        scorer.close()
+        if scorer.distinct:
+            say(f"[curate] math-verify: {scorer.distinct} distinct answers")
+    verify_code(screen.code_todo, c, screen.record_verdict)
     cache.flush()
+    return outcomes
 
 
-def drop_near_duplicates(candidates: list[dict], cfg: CurateSection) -> tuple[list[dict], list[dict]]:
+def verify_code(todo: list[tuple[Outcome, dict]], c: CurateSection, record_verdict) -> None:
+    if not todo:
+        return
+    from distill.verify.code import verify_response
+    from distill.verify.sandbox import Limits, LocalSandbox
+
+    sandbox = LocalSandbox(allow_weak=c.sandbox.allow_weak)
+    limits = Limits(wall_s=c.sandbox.timeout_s, memory_mb=c.sandbox.memory_mb)
+    say(f"[curate] running code of {len(todo)} traces in the sandbox")
+
+    def run(row):
+        metadata = json.loads(row["metadata"] or "{}")
+        return verify_response(row["response"], json.loads(row["tests"]), c.reasoning,
+                               starter_code=metadata.get("starter_code"), entry_point=metadata.get("entry_point"),
+                               sandbox=sandbox, limits=limits)
+
+    with ThreadPoolExecutor(max_workers=c.workers or 2) as pool:
+        for (outcome, _), verdict in zip(todo, pool.map(run, [row for _, row in todo])):
+            reason = "correct" if verdict.passed else f"code {verdict.status}: {verdict.detail}"
+            record_verdict(outcome, verdict.passed, reason)
+
+
+def drop_duplicates(outcomes: list[Outcome]) -> list[Outcome]:
+    """Reject exact repeats of an earlier response to the same prompt; the candidates that remain, in order."""
+    seen: set[bytes] = set()
+    candidates = []
+    for outcome in outcomes:
+        if outcome.reason:
+            continue
+        key, outcome.response_key = outcome.response_key, None
+        if key is not None and key in seen:
+            outcome.reason = "duplicate response"
+            continue
+        seen.add(key)
+        candidates.append(outcome)
+    return candidates
+
+
+def drop_near_duplicates(candidates: list[Outcome], cfg: CurateSection) -> tuple[list[Outcome], list[Outcome]]:
     """Reject responses that nearly duplicate an earlier sample of the same prompt."""
-    by_prompt: dict[str, list[dict]] = defaultdict(list)
-    for row in candidates:
-        by_prompt[row["prompt_id"]].append(row)
+    by_prompt: dict[str, list[Outcome]] = defaultdict(list)
+    for outcome in candidates:
+        by_prompt[outcome.prompt_id].append(outcome)
     kept, dropped = [], []
-    nd = cfg.near_dedup
-    for rows in by_prompt.values():
-        rows.sort(key=lambda r: r["sample_index"])
-        near = filters.near_duplicates([r["response"] for r in rows], nd.threshold, nd.shingle, nd.num_perm)
-        for i, row in enumerate(rows):
+    for outcomes in by_prompt.values():
+        outcomes.sort(key=lambda o: o.sample_index)
+        near = filters.near_duplicates_of([o.minhash for o in outcomes], cfg.near_dedup.threshold)
+        for i, outcome in enumerate(outcomes):
+            outcome.minhash = None
             if i in near:
-                dropped.append({**row, "reason": f"near-duplicate of sample {rows[near[i]]['sample_index']}"})
+                outcome.reason = f"near-duplicate of sample {outcomes[near[i]].sample_index}"
+                dropped.append(outcome)
             else:
-                kept.append(row)
+                kept.append(outcome)
     return kept, dropped
 
 
-def select(accepted: list[dict], cfg: CurateSection) -> tuple[list[dict], list[dict]]:
+def select(accepted: list[Outcome], cfg: CurateSection) -> tuple[list[Outcome], list[Outcome]]:
     """Keep up to max_per_prompt accepted traces per prompt; the rest are rejected as 'not selected'."""
     sel = cfg.selection
     if sel.max_per_prompt is None:
         return accepted, []
-    by_prompt: dict[str, list[dict]] = defaultdict(list)
-    for row in accepted:
-        by_prompt[row["prompt_id"]].append(row)
+    by_prompt: dict[str, list[Outcome]] = defaultdict(list)
+    for outcome in accepted:
+        by_prompt[outcome.prompt_id].append(outcome)
     kept, dropped = [], []
-    for prompt_id, rows in by_prompt.items():
+    for prompt_id, outcomes in by_prompt.items():
         if sel.policy == "shortest":
-            rows = sorted(rows, key=lambda r: (r["completion_tokens"] or len(r["response"]), r["sample_index"]))
+            outcomes = sorted(outcomes, key=lambda o: (o.length, o.sample_index))
         elif sel.policy == "random":
-            rows = sorted(rows, key=lambda r: r["sample_index"])
-            random.Random(f"{sel.seed}:{prompt_id}").shuffle(rows)
+            outcomes = sorted(outcomes, key=lambda o: o.sample_index)
+            random.Random(f"{sel.seed}:{prompt_id}").shuffle(outcomes)
         else:
-            rows = sorted(rows, key=lambda r: r["sample_index"])
-        kept += rows[: sel.max_per_prompt]
-        dropped += rows[sel.max_per_prompt:]
+            outcomes = sorted(outcomes, key=lambda o: o.sample_index)
+        kept += outcomes[: sel.max_per_prompt]
+        dropped += outcomes[sel.max_per_prompt:]
     return kept, dropped
 
 
-def messages_of(row: dict) -> list[dict]:
-    return json.loads(row["prompt_messages"]) + [{"role": "assistant", "content": row["response"]}]
+def decide(outcomes: list[Outcome], c: CurateSection) -> tuple[list[Outcome], list[Outcome]]:
+    """(kept, rejected): every outcome ends with a reason, or None when kept. Rejected in the order of the reasons'
+    stages (filters, near-duplicates, verdicts, selection), which the summary's counts follow."""
+    candidates = drop_duplicates(outcomes)
+    rejected = [o for o in outcomes if o.reason]
+    if c.near_dedup.enabled:
+        candidates, near = drop_near_duplicates(candidates, c)
+        rejected += near
+    accepted = []
+    for outcome in candidates:
+        correct, reason = outcome.verdict
+        outcome.verdict = None
+        if correct:
+            accepted.append(outcome)
+        else:
+            outcome.reason = reason
+            rejected.append(outcome)
+    kept, not_selected = select(accepted, c)
+    for outcome in not_selected:
+        outcome.reason = "not selected"
+    return kept, rejected + not_selected
 
 
-def write_shards(directory: Path, prefix: str, rows: list[dict]) -> None:
-    for start in range(0, max(len(rows), 1), SHARD_ROWS):
-        chunk = rows[start:start + SHARD_ROWS]
-        table = pa.Table.from_pylist(chunk) if chunk else pa.table({"trace_id": pa.array([], pa.string())})
-        pq.write_table(table, directory / f"{prefix}-{start // SHARD_ROWS:05d}.parquet")
+class ShardedWriter:
+    """Parquet files <prefix>-00000.parquet, ... of at most SHARD_ROWS rows each, written batch by batch."""
+
+    def __init__(self, directory: Path, prefix: str, schema: pa.Schema):
+        self.directory, self.prefix, self.schema = directory, prefix, schema
+        self.files = 0
+        self.writer: pq.ParquetWriter | None = None
+        self.rows_in_file = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        while batch.num_rows:
+            if self.writer is None or self.rows_in_file == SHARD_ROWS:
+                self._next_file()
+            part = batch.slice(0, SHARD_ROWS - self.rows_in_file)
+            self.writer.write_batch(part)
+            self.rows_in_file += part.num_rows
+            batch = batch.slice(part.num_rows)
+
+    def _next_file(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.writer = pq.ParquetWriter(self.directory / f"{self.prefix}-{self.files:05d}.parquet", self.schema)
+        self.files += 1
+        self.rows_in_file = 0
+
+    def close(self) -> None:
+        if self.writer is None:
+            self._next_file()  # an empty file with the schema: the split exists, with no rows
+        self.writer.close()
+
+
+def write_outputs(traces_dir: Path, rank: np.ndarray, outcomes: list[Outcome], staging: Path) -> None:
+    """The second pass: every trace, whole, to the train files (with `messages`) or the rejected ones (with `reason`)."""
+    train = ShardedWriter(staging, "train", TRAIN_SCHEMA)
+    rejected = ShardedWriter(staging, "rejected", REJECTED_SCHEMA)
+    for start, batch in iter_batches(traces_dir):
+        ranks = rank[start:start + batch.num_rows]
+        kept_rows, rejected_rows, reasons = [], [], []
+        for row, index in enumerate(ranks):
+            if index < 0:
+                continue
+            reason = outcomes[index].reason
+            if reason is None:
+                kept_rows.append(row)
+            else:
+                rejected_rows.append(row)
+                reasons.append(reason)
+        if kept_rows:
+            kept = batch.take(kept_rows)
+            messages = [json.loads(prompt) + [{"role": "assistant", "content": response}]
+                        for prompt, response in zip(kept.column("prompt_messages").to_pylist(), kept.column("response").to_pylist())]
+            train.write(pa.RecordBatch.from_arrays(kept.columns + [pa.array(messages, MESSAGES)], schema=TRAIN_SCHEMA))
+        if rejected_rows:
+            batch = batch.take(rejected_rows)
+            rejected.write(pa.RecordBatch.from_arrays(batch.columns + [pa.array(reasons, pa.string())], schema=REJECTED_SCHEMA))
+    train.close()
+    rejected.close()
 
 
 def curate(cfg: GenerateConfig) -> Path:
@@ -208,59 +390,20 @@ def curate(cfg: GenerateConfig) -> Path:
     # Outputs are recomputed whole and swapped in at the end: any config change is fine (no fingerprint).
     staging = staging_dir_for(run_dir / "curated")
     run = Run(staging, "curate", cfg).start()
-    rows = latest_rows(traces_dir)
-    say(f"[curate {cfg.name}] {len(rows)} traces from {traces_dir}")
-
-    rejected, candidates = [], []
-    contaminated: dict[str, str | None] = {}
-    seen_responses: set[tuple[str, str]] = set()
-    for row in rows:
-        reason = None
-        if row["status"] != "ok":
-            reason = f"generation failed: {row['error']}"
-        if not reason and decon is not None:
-            if row["prompt_id"] not in contaminated:
-                problem = json.loads(row["prompt_messages"])[-1]["content"]
-                contaminated[row["prompt_id"]] = decon.match(problem)
-            if contaminated[row["prompt_id"]]:
-                reason = f"contaminated: overlaps {contaminated[row['prompt_id']]}"
-        reason = reason or filter_reason(row, c)
-        if not reason and c.dedup:
-            key = (row["prompt_id"], hashlib.sha1((row["response"] or "").encode()).hexdigest())
-            if key in seen_responses:
-                reason = "duplicate response"
-            seen_responses.add(key)
-        if not reason:
-            row["verifier"] = verifier_for(row, c)
-            if row["verifier"] == "none":
-                row["verdict"] = (True, "unverified")
-            candidates.append(row)
-        else:
-            rejected.append({**row, "reason": reason})
-
-    if c.near_dedup.enabled:
-        candidates, near = drop_near_duplicates(candidates, c)
-        rejected += near
+    rank = latest_rank(traces_dir)
+    say(f"[curate {cfg.name}] {int((rank >= 0).sum())} traces from {traces_dir}")
 
     config_key = hashlib.sha256(json.dumps([c.verifier, c.reasoning, c.answer_kind, c.sandbox.model_dump()],
                                            sort_keys=True).encode()).hexdigest()[:12]
-    verify(candidates, c, VerdictCache(run_dir / "verdicts", config_key))
-    accepted = []
-    for row in candidates:
-        correct, reason = row.pop("verdict")
-        row.pop("verifier", None)
-        (accepted if correct else rejected).append({**row, "reason": reason} if not correct else row)
-    kept, not_selected = select(accepted, c)
-    rejected += [{**r, "reason": "not selected"} for r in not_selected]
-
-    write_shards(staging, "train", [{**r, "messages": messages_of(r)} for r in kept])
-    write_shards(staging, "rejected", rejected)
-    summary = summarize(cfg, rows, kept, rejected, time.time() - started, run_dir)
+    outcomes = screen_traces(traces_dir, rank, c, decon, VerdictCache(run_dir / "verdicts", config_key))
+    kept, rejected = decide(outcomes, c)
+    write_outputs(traces_dir, rank, outcomes, staging)
+    summary = summarize(cfg, outcomes, kept, rejected, time.time() - started, run_dir)
     atomic_write_json(staging / "curation.json", summary)
-    run.finish(traces=len(rows), accepted=len(kept), rejected=len(rejected))
+    run.finish(traces=len(outcomes), accepted=len(kept), rejected=len(rejected))
     replace_dir(staging, run_dir / "curated")
-    top = ", ".join(f"{k} {v}" for k, v in Counter(_reason_kind(r["reason"]) for r in rejected).most_common(4))
-    say(f"[curate {cfg.name}] done: kept {len(kept)} of {len(rows)} traces ({summary['acceptance_rate']:.0%}); "
+    top = ", ".join(f"{k} {v}" for k, v in Counter(_reason_kind(o.reason) for o in rejected).most_common(4))
+    say(f"[curate {cfg.name}] done: kept {len(kept)} of {len(outcomes)} traces ({summary['acceptance_rate']:.0%}); "
         f"rejected: {top or 'none'}; {fmt_count(summary['tokens_kept'])} tokens kept; "
         f"{fmt_duration(time.time() - started)} -> {run_dir / 'curated'}")
     return run_dir / "curated"
@@ -271,31 +414,29 @@ def _reason_kind(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
-def summarize(cfg: GenerateConfig, rows: list[dict], kept: list[dict], rejected: list[dict], wall: float,
+def summarize(cfg: GenerateConfig, outcomes: list[Outcome], kept: list[Outcome], rejected: list[Outcome], wall: float,
               run_dir: Path) -> dict:
     per_source: dict[str, Counter] = defaultdict(Counter)
     per_difficulty: dict[str, Counter] = defaultdict(Counter)
-    kept_ids = {r["trace_id"] for r in kept}
-    for row in rows:
-        verdict = "kept" if row["trace_id"] in kept_ids else "rejected"
-        per_source[row["source"]][verdict] += 1
-        difficulty = json.loads(row["metadata"] or "{}").get("difficulty")
-        per_difficulty[str(difficulty)][verdict] += 1
+    for outcome in outcomes:
+        verdict = "kept" if outcome.reason is None else "rejected"
+        per_source[outcome.source][verdict] += 1
+        per_difficulty[outcome.difficulty][verdict] += 1
     rate = lambda c: round(c["kept"] / max(c["kept"] + c["rejected"], 1), 4)  # noqa: E731
     generation_cost = None
     summary_path = run_dir / "generate_summary.json"
     if summary_path.exists():
         generation_cost = json.loads(summary_path.read_text()).get("cost_usd")
     return {
-        "traces": len(rows), "accepted": len(kept), "rejected": len(rejected),
-        "acceptance_rate": round(len(kept) / max(len(rows), 1), 4),
-        "rejected_by_reason": dict(Counter(_reason_kind(r["reason"]) for r in rejected).most_common()),
-        "rejected_by_detail": dict(Counter(r["reason"][:100] for r in rejected).most_common(50)),
+        "traces": len(outcomes), "accepted": len(kept), "rejected": len(rejected),
+        "acceptance_rate": round(len(kept) / max(len(outcomes), 1), 4),
+        "rejected_by_reason": dict(Counter(_reason_kind(o.reason) for o in rejected).most_common()),
+        "rejected_by_detail": dict(Counter(o.reason[:100] for o in rejected).most_common(50)),
         "per_source": {s: {**c, "acceptance_rate": rate(c)} for s, c in per_source.items()},
         "per_difficulty": {d: {**c, "acceptance_rate": rate(c)} for d, c in sorted(per_difficulty.items())},
-        "prompts": len({r["prompt_id"] for r in rows}),
-        "prompts_with_a_kept_trace": len({r["prompt_id"] for r in kept}),
-        "tokens_kept": sum(r["completion_tokens"] or 0 for r in kept),
+        "prompts": len({o.prompt_id for o in outcomes}),
+        "prompts_with_a_kept_trace": len({o.prompt_id for o in kept}),
+        "tokens_kept": sum(o.completion_tokens or 0 for o in kept),
         "generation_cost_usd": generation_cost,
         "cost_per_accepted_trace_usd": round(generation_cost / len(kept), 6) if generation_cost and kept else None,
         "wall_seconds": round(wall, 1),
