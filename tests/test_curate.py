@@ -122,3 +122,56 @@ def test_near_duplicate_responses_are_rejected_when_enabled(tmp_path):
     kept = sorted(r["sample_index"] for r in pq.read_table(out / "train-00000.parquet").to_pylist())
     assert kept == [0, 2]
     assert pq.read_table(out / "rejected-00000.parquet").to_pylist()[0]["reason"] == "near-duplicate of sample 0"
+
+
+def test_retried_traces_streamed_into_several_shards_in_trace_order(tmp_path, monkeypatch):
+    import distill.curate.run as curate_run
+
+    monkeypatch.setattr(curate_run, "SHARD_ROWS", 3)
+    good = [trace(f"p{p}", i, GOOD.format(work=f"{p} * {i} work", answer=42)) for p in range(3) for i in range(3)]
+    failed = trace("p0", 1, None, status="failed", error="timeout")
+    lost = trace("p9", 0, None, status="failed", error="HTTP 500")
+    path, run = write_run(tmp_path, [good[0], failed, lost] + good[2:])
+    ShardWriter(run / "traces").write([good[1]])  # p0/1 retried later, in a later shard
+    out = curate(load_config(path, GenerateConfig))
+    tables = [pq.read_table(p) for p in sorted(out.glob("train-*.parquet"))]
+    assert [t.num_rows for t in tables] == [3, 3, 3]
+    assert len({t.schema for t in tables}) == 1
+    kept = [r["trace_id"] for t in tables for r in t.to_pylist()]
+    assert kept == [t.to_row()["trace_id"] for t in [good[0]] + good[2:] + [good[1]]]  # the order they are stored in
+    rejected = pq.read_table(out / "rejected-00000.parquet").to_pylist()
+    assert [(r["trace_id"], r["reason"]) for r in rejected] == [("p9/0", "generation failed: HTTP 500")]
+    assert len(load_messages(str(out), split="train")) == 9
+
+
+def test_latest_rank_makes_the_choice_of_latest_rows(tmp_path):
+    import random
+
+    from distill.traces import iter_batches, latest_rank, latest_rows
+
+    rng = random.Random(0)
+    writer = ShardWriter(tmp_path)
+    for shard in range(5):
+        writer.write([trace(f"p{rng.randint(0, 9)}", rng.randint(0, 2), f"{shard}-{k}", status=rng.choice(["ok", "failed"]))
+                      for k in range(40)])
+    stored = [row for _, batch in iter_batches(tmp_path, ["response", "status"]) for row in batch.to_pylist()]
+    rank = latest_rank(tmp_path)
+    chosen = sorted((index, row) for index, row in zip(rank, stored) if index >= 0)
+    assert [row for _, row in chosen] == [{"response": r["response"], "status": r["status"]} for r in latest_rows(tmp_path)]
+
+
+def test_repeated_curation_takes_math_verdicts_from_the_cache(tmp_path, monkeypatch):
+    import distill.verify.math as math_scorer
+
+    traces = [trace("p1", 0, GOOD.format(work="a", answer="3\\sqrt{2}"), answer="2\\sqrt{3}"),
+              trace("p1", 1, GOOD.format(work="b", answer="2\\sqrt{3}"), answer="2\\sqrt{3}")]
+    path, run = write_run(tmp_path, traces)
+    cfg = load_config(path, GenerateConfig)
+    first = pq.read_table(curate(cfg) / "rejected-00000.parquet").to_pylist()
+
+    def no_scoring(items):
+        raise AssertionError("scored again")
+
+    monkeypatch.setattr(math_scorer, "_score_texts", no_scoring)
+    second = pq.read_table(curate(cfg) / "rejected-00000.parquet").to_pylist()
+    assert [r["reason"] for r in second] == [r["reason"] for r in first] == ["wrong answer"]

@@ -11,7 +11,7 @@ import pytest
 from conftest import SHARED_DATA, run_cli
 from distill.io import read_jsonl
 from distill.verify.code import extract_code, verify_code, verify_response
-from distill.verify.math import score, score_many
+from distill.verify.math import MathScorer, score, score_many
 from distill.verify.sandbox import Limits, LocalSandbox, python_argv
 
 R = "<think>\nworking...\n</think>\n\n"
@@ -55,6 +55,27 @@ def test_math500_and_aime_references_score_their_own_answers():
     shifted = score_many([(R + "\\boxed{" + rows[(i + 1) % 50]["answer"] + "}", rows[i]["answer"], True, "auto")
                           for i in range(50)], workers=0)
     assert sum(v.correct for v in shifted) <= 3  # another problem's answer is wrong
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_math_scorer_streams_and_scores_each_distinct_answer_once(workers):
+    rows = read_jsonl(SHARED_DATA / "math" / "math500.jsonl")[:40]
+    items = []
+    for i, r in enumerate(rows):  # per problem: right twice, another problem's answer twice, unclosed once
+        other = rows[(i + 1) % len(rows)]["answer"]
+        items += [(R + f"\\boxed{{{r['answer']}}}", r["answer"]), (R + f"\\boxed{{{r['answer']}}}", r["answer"]),
+                  (R + f"\\boxed{{{other}}}", r["answer"]), (R + f"\\boxed{{{other}}}", r["answer"]),
+                  ("\\boxed{1}", r["answer"])]
+    got = {}
+    with MathScorer(got.__setitem__, workers=workers, chunk=16) as scorer:
+        for tag, (response, reference) in enumerate(items):
+            scorer.submit(tag, response, reference)
+        scorer.close()
+    assert sorted(got) == list(range(len(items)))
+    assert [got[i] for i in range(len(items))] == [score(response, reference) for response, reference in items]
+    closed = {item for item in items if "</think>" in item[0]}
+    assert scorer.distinct == len(closed) > len(rows)  # repeats and unclosed responses are not scored again
+    assert scorer.pool is None  # stopped (or never started)
 
 
 LCB = json.loads((SHARED_DATA / "code" / "livecodebench_2408_2501_public_tests.json").read_text())

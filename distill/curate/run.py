@@ -11,7 +11,7 @@ Idempotent: the outputs are a function of the traces and the config, replaced wh
 Streaming, so that memory does not grow with the text: a first pass over the trace shards filters each
 trace and sends math answers to the scorer's worker processes as it goes, keeping one small `Outcome`
 per trace; dedup and selection work on those; a second pass copies each trace, shard by shard, to the
-train or rejected files. Output rows follow the order of the traces.
+train or rejected files. Output rows follow the order the traces are stored in.
 """
 
 from __future__ import annotations
