@@ -175,3 +175,29 @@ def test_repeated_curation_takes_math_verdicts_from_the_cache(tmp_path, monkeypa
     monkeypatch.setattr(math_scorer, "_score_texts", no_scoring)
     second = pq.read_table(curate(cfg) / "rejected-00000.parquet").to_pylist()
     assert [r["reason"] for r in second] == [r["reason"] for r in first] == ["wrong answer"]
+
+
+def test_decontamination_against_every_benchmark_of_the_eval_suites(tmp_path):
+    """The suites' own task definitions name what to check: AIME, MATH-500, LiveCodeBench..., local copies offline."""
+    math500 = json.loads((SHARED_DATA / "math" / "math500.jsonl").read_text().splitlines()[7])["problem"]
+    lcb = json.loads((SHARED_DATA / "code" / "livecodebench_2408_2501_public_tests.json").read_text())[3]["problem"]
+    good = GOOD.format(work="6 * 7 = 42", answer=42)
+    traces = [trace("clean", 0, good), trace("m", 0, good, problem=f"Here is a task. {math500}"),
+              trace("c", 0, good, problem=lcb[:400]), trace("a", 0, good, problem=AIME[5]["problem"])]
+    local = {"aime24": str(SHARED_DATA / "math" / "aime24.jsonl"), "aime25": str(SHARED_DATA / "math" / "aime25.jsonl"),
+             "math500": str(SHARED_DATA / "math" / "math500.jsonl"),
+             "livecodebench": str(SHARED_DATA / "code" / "livecodebench_2408_2501_public_tests.json")}
+    path, _ = write_run(tmp_path, traces, decontamination={"suites": ["eval/suites/r1.yaml"], "local_files": local})
+    # gpqa_diamond (Hub only, gated) has no local copy: the error says which suite and how to go offline.
+    failed = run_cli("curate", path)
+    assert failed.returncode == 2 and "curate.decontamination.suites" in failed.stderr and "local_files" in failed.stderr
+    gpqa = tmp_path / "gpqa.json"
+    gpqa.write_text(json.dumps([{"Question": "Which particle mediates the strong force between quarks inside hadrons "
+                                 "according to quantum chromodynamics?", "Correct Answer": "gluon",
+                                 "Incorrect Answer 1": "photon", "Incorrect Answer 2": "W boson", "Incorrect Answer 3": "graviton"}]))
+    path, _ = write_run(tmp_path, traces, decontamination={"suites": ["eval/suites/r1.yaml"],
+                                                            "local_files": {**local, "gpqa_diamond": str(gpqa)}})
+    out = curate(load_config(path, GenerateConfig))
+    rejected = {r["prompt_id"]: r["reason"] for r in pq.read_table(out / "rejected-00000.parquet").to_pylist()}
+    assert rejected == {"m": "contaminated: overlaps math500#7", "c": "contaminated: overlaps livecodebench#3",
+                        "a": "contaminated: overlaps aime24#5"}

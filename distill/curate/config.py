@@ -42,7 +42,9 @@ class Benchmark(Section):
 class Decontamination(Section):
     enabled: bool = True
     ngram: int = Field(default=8, ge=3)
-    benchmarks: list[Benchmark] = Field(default_factory=list)
+    suites: list[str] = Field(default_factory=list)  # eval suites (eval/suites/*.yaml): every benchmark of each
+    local_files: dict[str, str] = Field(default_factory=dict)  # suite benchmark name -> local copy (offline)
+    benchmarks: list[Benchmark] = Field(default_factory=list)  # more, one by one
 
 
 class Selection(Section):

@@ -51,14 +51,26 @@ REJECTED_SCHEMA = SCHEMA.append(pa.field("reason", pa.string()))
 
 
 def load_benchmarks(cfg: CurateSection) -> Decontaminator | None:
-    if not cfg.decontamination.enabled or not cfg.decontamination.benchmarks:
+    d = cfg.decontamination
+    if not d.enabled or not (d.benchmarks or d.suites):
         return None
     from datasets import load_dataset
 
     from distill.config import looks_like_local_path
+    from distill.eval.docs import suite_problems
 
-    decon = Decontaminator(cfg.decontamination.ngram)
-    for bench in cfg.decontamination.benchmarks:
+    decon = Decontaminator(d.ngram)
+    for suite in d.suites:
+        try:
+            for name, problems in suite_problems(suite, d.local_files).items():
+                decon.add(name, problems)
+        except UsageError as exc:
+            raise UsageError(f"curate.decontamination.suites: {exc}") from None
+        except Exception as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UsageError(f"curate.decontamination.suites: cannot load the benchmarks of {suite}: {reason} "
+                             f"(offline: curate.decontamination.local_files maps a benchmark name to a local copy)") from None
+    for bench in d.benchmarks:
         try:
             if looks_like_local_path(bench.source):
                 rows = load_dataset("json", data_files=bench.source, split="train")
