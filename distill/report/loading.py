@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from distill.config import describe_error
+from distill.config import describe_error, read_yaml
 from distill.errors import UsageError
 from distill.report.config import ReportConfig, TeacherEntry
 
@@ -225,14 +224,9 @@ def load_curation(run_dir: str | Path) -> CurationRun:
 
 
 def load_references(path: str | Path) -> ReferencesFile:
-    path = Path(path)
-    if not path.is_file():
+    if not Path(path).is_file():
         raise UsageError(f"{path}: no such file (expected published reference scores: source, models)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: invalid YAML: {getattr(exc, 'problem', None) or str(exc).splitlines()[0]}") from None
-    return validated(path, data, ReferencesFile)
+    return validated(Path(path), read_yaml(path), ReferencesFile)
 
 
 def provenance_of(what: str, directory: Path) -> Provenance:
