@@ -151,6 +151,79 @@ def _gold(reference: str):
     return gold or parse(reference)
 
 
+# math-verify 0.9.0's verify(float_rounding=6, numeric_precision=15) calls two numbers equal when they round
+# to the same 6 decimals (|a - b| <= 1e-6) or when a - b evaluates to 0 at 15 digits; anything closer than
+# this margin (100x that, plus room for the precision of parsed Floats) is left to verify.
+CLEARLY_APART_ABS = 1e-4
+CLEARLY_APART_REL = 1e-6
+EVALF_SECONDS = 1
+
+
+def _real_number(expr):
+    """The value of a parsed answer that is a plain real number (a sympy Float or exact Number), else None.
+
+    Only expressions with no free symbols, no percent marker (UnevaluatedExpr: math-verify compares 9% with 9),
+    no unevaluated calculus, no matrices, that evalf turns into a finite real number within EVALF_SECONDS."""
+    import sympy
+    from math_verify.errors import TimeoutException
+    from math_verify.utils import timeout
+    from sympy.matrices import MatrixBase
+    from sympy.matrices.expressions import MatrixExpr
+
+    if not isinstance(expr, sympy.Expr) or isinstance(expr, (MatrixBase, MatrixExpr)) or expr.free_symbols:
+        return None
+    try:
+        if expr.has(sympy.UnevaluatedExpr, sympy.Integral, sympy.Sum, sympy.Product, sympy.Limit, sympy.Derivative):
+            return None
+        value = timeout(EVALF_SECONDS)(expr.evalf)(15)
+    except (Exception, TimeoutException):  # signal.alarm outside the main thread raises too: then verify decides
+        return None
+    if not isinstance(value, sympy.Number) or not value.is_finite or (isinstance(value, sympy.Float) and value._prec < 40):
+        return None
+    return value
+
+
+@lru_cache(maxsize=4096)
+def _gold_numbers(reference: str) -> tuple:
+    return tuple(_real_number(g) for g in _gold(reference))
+
+
+def _clearly_not_equal(reference: str, gold: list, pred: list) -> bool:
+    """True only where math-verify's verify(gold, pred) is bound to say False, decided without sympy's simplify.
+
+    verify is any() over the pairs of gold x pred extractions: two strings are equal when equal after strip
+    (and not empty), a string and a sympy object never; two sympy objects here only when both are plain real
+    numbers that differ by clearly more than verify's own tolerance (CLEARLY_APART_*), so that neither its
+    structural ==, its 6-decimal rounding, its 15-digit evalf of a - b nor simplify(a - b) == 0 can hold.
+    Anything else (sets, intervals, equations, matrices, symbols, complex numbers, percentages, near-equal
+    numbers) returns False: verify decides."""
+    import sympy
+    from sympy.matrices import MatrixBase
+
+    numbers, pred_numbers = _gold_numbers(reference), {}
+    for g, a in zip(gold, numbers):
+        for i, p in enumerate(pred):
+            if isinstance(g, str) and isinstance(p, str):
+                if g.strip() and g.strip() == p.strip():
+                    return False
+            elif isinstance(g, str) or isinstance(p, str):
+                if not isinstance(g, (str, sympy.Basic, MatrixBase)) or not isinstance(p, (str, sympy.Basic, MatrixBase)):
+                    return False
+                # a string and a sympy object: verify compares nothing
+            else:
+                if a is None:
+                    return False
+                if i not in pred_numbers:
+                    pred_numbers[i] = _real_number(p)
+                b = pred_numbers[i]
+                if b is None:
+                    return False
+                a_f, b_f = sympy.Float(a, 30), sympy.Float(b, 30)
+                if not abs(a_f - b_f) > CLEARLY_APART_ABS + CLEARLY_APART_REL * max(abs(a_f), abs(b_f)):
+                    return False
+    return True
+
+
 def _math_verify(text: str, reference: str) -> Verdict:
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
@@ -162,6 +235,8 @@ def _math_verify(text: str, reference: str) -> Verdict:
     if not pred:
         return Verdict(False, "no answer")
     extracted = str(pred[-1])
+    if _clearly_not_equal(reference, gold, pred):  # two different numbers: no simplify needed to say so
+        return Verdict(False, "wrong answer", extracted)
     try:
         ok = verify(gold, pred)
     except Exception as exc:
