@@ -7,6 +7,7 @@ import json
 import pytest
 
 from conftest import SHARED_DATA
+from programs import SECOND_LARGEST, SHORTEST_PATHS
 from distill.eval.docs import (LCB_STDIN_HINT, R1_MATH_INSTRUCTION, gpqa_doc, humaneval_doc, livecodebench_doc, math_doc,
                                normalise)
 from distill.eval.scoring import score_samples
@@ -155,24 +156,6 @@ def test_math_responses_and_truncated_reasoning():
     assert score_one(doc, cases[3][0], reasoning=True).reason == "no closing </think>"
 
 
-SECOND_LARGEST = "n = int(input())\na = list(map(int, input().split()))\nprint(a.index(sorted(a)[-2]) + 1)"
-SHORTEST_PATHS = '''class Solution:
-    def shortestDistanceAfterQueries(self, n: int, queries: List[List[int]]) -> List[int]:
-        graph = [[i + 1] for i in range(n - 1)] + [[]]
-        out = []
-        for u, v in queries:
-            graph[u].append(v)
-            dist = [-1] * n
-            dist[0] = 0
-            queue = deque([0])
-            while queue:
-                x = queue.popleft()
-                for y in graph[x]:
-                    if dist[y] < 0:
-                        dist[y] = dist[x] + 1
-                        queue.append(y)
-            out.append(dist[n - 1])
-        return out'''
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from conftest import SHARED_DATA, run_cli
+from programs import SECOND_LARGEST, SHORTEST_PATHS
 from distill.io import read_jsonl
 from distill.verify.code import extract_code, verify_code, verify_response
 from distill.verify.math import MathScorer, score, score_many
@@ -79,26 +80,6 @@ def test_math_scorer_streams_and_scores_each_distinct_answer_once(workers):
 
 
 LCB = json.loads((SHARED_DATA / "code" / "livecodebench_2408_2501_public_tests.json").read_text())
-SECOND_LARGEST = "n = int(input())\na = list(map(int, input().split()))\nprint(a.index(sorted(a)[-2]) + 1)\n"
-SHORTEST_PATHS = '''
-class Solution:
-    def shortestDistanceAfterQueries(self, n: int, queries: List[List[int]]) -> List[int]:
-        graph = [[i + 1] for i in range(n - 1)] + [[]]
-        out = []
-        for u, v in queries:
-            graph[u].append(v)
-            dist = [-1] * n
-            dist[0] = 0
-            queue = deque([0])
-            while queue:
-                x = queue.popleft()
-                for y in graph[x]:
-                    if dist[y] < 0:
-                        dist[y] = dist[x] + 1
-                        queue.append(y)
-            out.append(dist[n - 1])
-        return out
-'''
 
 
 def lcb(prefix):
