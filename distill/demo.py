@@ -30,14 +30,14 @@ class DemoConfig(Section):
     serve: str = "teacher/toy-cpu.yaml"  # the vLLM CPU recipe for the toy teacher
     vllm_python: str = ".venv-vllm/bin/python"
     generation: str = "teacher/runs/toy.yaml"
-    prompts: int = Field(default=1200, ge=1)  # toy training prompts sampled from the teacher
-    samples: int = Field(default=4, ge=1)  # k samples per prompt
+    prompts: int = Field(default=6000, ge=1)  # toy training prompts: the curated set needs thousands of distinct problems
+    samples: int = Field(default=2, ge=1)  # k samples per prompt
     student: str = "students/toy-student.yaml"
     steps: int = Field(default=2200, ge=1)  # per student
     eval_suite: str = "eval/suites/toy.yaml"
     eval_engine: Literal["hf", "vllm"] = "hf"  # hf: in process, no server start-up per model
     eval_limit: int | None = Field(default=None, ge=1)  # held-out problems (default: all)
-    eval_samples: int = Field(default=4, ge=1)
+    eval_samples: int = Field(default=8, ge=1)  # samples per eval problem: the paired CI needs them
     report: str = "eval/report-toy.yaml"
     out: str = "runs"  # every run of the demo goes under this directory
     readme: str | None = None  # a file whose demo-table markers get the report's summary table
@@ -71,7 +71,9 @@ def served_teacher(cfg: DemoConfig, engine: str):
         from distill.teacher.serve import ServeConfig
 
         serve = load_config(cfg.serve, ServeConfig, serve_args[1:])
-        yield ["engine.kind=openai", f"engine.model={cfg.teacher}", f"engine.base_urls=[{serve.base_url}]"]
+        # A server that dies mid-run should end the demo in minutes, not after the default 10-minute grace.
+        yield ["engine.kind=openai", f"engine.model={cfg.teacher}", f"engine.base_urls=[{serve.base_url}]",
+               "engine.all_down_timeout_s=120"]
     finally:
         subprocess.run(distill_cmd("serve", *serve_args, "--stop"))
 
