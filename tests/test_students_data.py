@@ -33,6 +33,17 @@ def test_split_selects_shards_by_name(tmp_path):
     assert len(load_messages(str(shards), split="rejected")) == 2
 
 
+def test_curated_set_trains_in_the_same_order_whatever_its_file_order(tmp_path):
+    rows = [{"trace_id": f"t{i:02d}", "messages": [CONVO[0], {"role": "assistant", "content": f"answer {i}"}]}
+            for i in range(20)]
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    write_jsonl(first, rows)
+    write_jsonl(second, rows[::-1])  # the same traces, completed in another order
+    order = lambda path: [m[1]["content"] for m in load_messages(str(path), shuffle_seed=7)["messages"]]
+    assert order(first) == order(second)
+    assert order(first) != [r["messages"][1]["content"] for r in rows]  # still shuffled
+
+
 def test_field_mapping(tmp_path):
     path = write_jsonl(tmp_path / "t.jsonl", [{"conversation": CONVO}])
     assert load_messages(str(path), messages_field="conversation")[0]["messages"][1]["role"] == "assistant"

@@ -49,6 +49,10 @@ def load_messages(source: str, split: str = "train", subset: str | None = None, 
         )
     if messages_field != "messages":
         dataset = dataset.rename_column(messages_field, "messages")
+    if "trace_id" in dataset.column_names:
+        # A curated set is written in the order its traces completed, which differs from run to run:
+        # a canonical order first makes the seeded shuffle, and so training, depend on the set's content only.
+        dataset = dataset.sort("trace_id")
     dataset = dataset.select_columns(["messages"])
     if shuffle_seed is not None:
         dataset = dataset.shuffle(seed=shuffle_seed)
