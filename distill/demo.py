@@ -40,7 +40,7 @@ class DemoConfig(Section):
     eval_samples: int = Field(default=8, ge=1)  # samples per eval problem: the paired CI needs them
     report: str = "eval/report-toy.yaml"
     out: str = "runs"  # every run of the demo goes under this directory
-    readme: str | None = None  # a file whose demo-table markers get the report's summary table
+    readme: str | None = None  # a file whose demo-table markers get the report's summary (table and paired differences)
     min_share_of_teacher: float = 0.9  # what the demo checks at the end
     strict: bool = False  # exit non-zero when the checks fail
 
@@ -145,7 +145,7 @@ README_START, README_END = "<!-- demo-table:start -->", "<!-- demo-table:end -->
 
 
 def update_readme(readme: Path, table: str) -> None:
-    """Put the report's own summary table between the README's markers (written by code, never by hand)."""
+    """Put the report's own summary (table and paired differences) between the README's markers (written by code)."""
     from distill.io import atomic_write_text
 
     text = readme.read_text(encoding="utf-8")

@@ -203,6 +203,9 @@ def test_summary_markdown_is_the_report_summary_table(runs):
     assert table.splitlines()[0].startswith("| model | params | aime24 pass@1 (95% CI) |")
     r = runs["results"]["curated"]["benchmarks"]["math500"]
     assert f"{r['pass@1']:.1f} [{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}]" in table
+    math500 = next(c for c in headline_numbers(runs["config"])["comparisons"] if c["benchmark"] == "math500")
+    assert (f"| math500 | toy-student-curated | toy-student-unfiltered | {math500['diff']:+.1f} | "
+            f"[{math500['ci95'][0]:+.1f}, {math500['ci95'][1]:+.1f}] |") in table
     build_report(load(runs["config"]))
     report = runs["root"] / "report"
     assert (report / "summary.md").read_text().strip() == table

@@ -13,7 +13,7 @@ from distill.report.config import ReportConfig
 from distill.report.document import Block, Details, Heading, Image, Paragraph
 from distill.report.html import render_html
 from distill.report.loading import Inputs, load_inputs
-from distill.report.markdown import render_markdown, table_markdown
+from distill.report.markdown import render_markdown
 from distill.report.stats import Headline, headline
 from distill.runs import Run
 
@@ -31,10 +31,19 @@ def headline_numbers(report: ReportConfig | str | Path) -> dict:
 
 
 def summary_markdown(report: ReportConfig | str | Path) -> str:
-    """The report's main table (every model's pass@1, CI and share of the teacher per benchmark) in Markdown."""
+    """The report's summary in Markdown: the main table (every model's pass@1, CI and share of the teacher per
+    benchmark) and, where the config names comparisons, the paired differences between students."""
     cfg = as_config(report)
     inputs = load_inputs(cfg)
-    return table_markdown(tables.summary_table(inputs, headline(inputs, cfg)))
+    return render_markdown(summary_blocks(inputs, headline(inputs, cfg))).strip()
+
+
+def summary_blocks(inputs: Inputs, numbers: Headline) -> list[Block]:
+    blocks: list[Block] = [tables.summary_table(inputs, numbers)]
+    if numbers.comparisons:
+        blocks += [Paragraph("Paired differences between students (bootstrap over the problems both answered):"),
+                   tables.comparisons_table(numbers)]
+    return blocks
 
 
 def protocol_text(inputs: Inputs) -> str:
@@ -45,10 +54,7 @@ def protocol_text(inputs: Inputs) -> str:
 
 
 def score_blocks(inputs: Inputs, numbers: Headline, cfg: ReportConfig) -> list[Block]:
-    blocks: list[Block] = [Heading("Summary"), tables.summary_table(inputs, numbers)]
-    if numbers.comparisons:
-        blocks += [Paragraph("Paired differences between students (bootstrap over the problems both answered):"),
-                   tables.comparisons_table(numbers)]
+    blocks: list[Block] = [Heading("Summary"), *summary_blocks(inputs, numbers)]
     blocks += [Heading("Benchmarks"), Paragraph(
         "pass@1: the mean over n samples per problem, in percent, with its 95% CI; share of teacher: the student's "
         "pass@1 divided by the teacher's; cons@n: majority vote over n samples; student − teacher: the pass@1 "
@@ -127,7 +133,7 @@ def build_report(cfg: ReportConfig) -> Path:
 
     atomic_write_text(staging / "report.md", render_markdown(blocks))
     atomic_write_text(staging / "report.html", render_html(blocks, cfg.title, staging))
-    atomic_write_text(staging / "summary.md", table_markdown(tables.summary_table(inputs, numbers)) + "\n")
+    atomic_write_text(staging / "summary.md", render_markdown(summary_blocks(inputs, numbers)).strip() + "\n")
     atomic_write_json(staging / "headline.json", numbers.to_dict())
     run.finish(models=len(inputs.models), benchmarks=len(inputs.benchmarks))
     for path in staging.iterdir():  # atomic writes create files readable by their owner only; a report is for sharing
