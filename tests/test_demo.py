@@ -7,6 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT, run_cli
+from distill.demo import README_END, README_START, update_readme
+from distill.errors import DistillError
 
 pytestmark = pytest.mark.slow
 
@@ -14,8 +16,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
+    readme = out / "README.md"
+    readme.write_text(f"# Demo\n\n{README_START}\nstale table\n{README_END}\n\nAfter.\n")
     done = run_cli("demo", ROOT / "configs" / "demo.yaml", f"out={out}", "engine=hf", "prompts=24", "samples=2",
-                   "steps=40", "eval_limit=16", "eval_samples=2", "readme=null", timeout=1500)
+                   "steps=40", "eval_limit=16", "eval_samples=2", f"readme={readme}", timeout=1500)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return out, done.stdout
 
@@ -66,3 +70,19 @@ def test_report_numbers_are_the_eval_results(demo_run):
     html = (report / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # self-contained: nothing to fetch
+
+
+def test_readme_gets_the_reports_summary_between_its_markers(demo_run):
+    out, _ = demo_run
+    summary = (out / "report" / "toy" / "summary.md").read_text().strip()
+    assert "| toy-student-curated | toy-student-unfiltered |" in summary  # the paired difference is in it
+    text = (out / "README.md").read_text()
+    assert text == f"# Demo\n\n{README_START}\n{summary}\n{README_END}\n\nAfter.\n"
+
+
+def test_a_readme_without_markers_is_a_clear_error(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# No markers here\n")
+    with pytest.raises(DistillError, match=rf"{readme}: no {README_START} ... {README_END} markers"):
+        update_readme(readme, "| table |")
+    assert readme.read_text() == "# No markers here\n"
