@@ -1,5 +1,7 @@
 """Curation filters and benchmark decontamination on realistic traces and the real benchmark files."""
 
+import json
+
 from conftest import SHARED_DATA
 from distill.curate.decontaminate import Decontaminator
 from distill.curate.filters import format_reason, language_reason, length_reason, repetition_reason, script_share
@@ -57,6 +59,23 @@ def test_decontamination_flags_benchmark_problems_and_not_others():
     clean = [r["question"] for r in read_jsonl(SHARED_DATA / "math" / "gsm8k_test.jsonl")[:200]]
     assert sum(decon.match(p) is not None for p in clean) <= 2
     assert decon.match("Compute 12 + 5 - 30.") is None  # shorter than 8 words: nothing to match
+
+
+def test_decontamination_ignores_stock_phrasing_and_matches_short_problems_whole():
+    lcb = json.loads((SHARED_DATA / "code" / "livecodebench_2408_2501_public_tests.json").read_text())
+    train = json.loads((SHARED_DATA / "train" / "livecodebench_pre2408_train_public_tests.json").read_text())
+    any_gram = Decontaminator(n=8, min_overlap=0, common_in=10**9)  # open-r1's rule: one shared 8-gram flags
+    decon = Decontaminator(n=8)
+    for d in (any_gram, decon):
+        d.add("livecodebench", (p["problem"] for p in lcb))
+    # Older contest problems share the benchmark's input/output boilerplate, not its problems.
+    assert sum(any_gram.match(p["problem"]) is not None for p in train) > len(train) // 2
+    assert [p["problem"][:60] for p in train if decon.match(p["problem"])] == []
+    # Part of one benchmark problem is still caught, and so is the whole of one shorter than 8 words.
+    assert decon.match("Please solve: " + lcb[3]["problem"][:400]) == "livecodebench#3"
+    decon.add("math500", ["Simplify $\\sqrt{242}$."])
+    assert decon.match("simplify  $\\sqrt{242}$ ") == "math500#0"
+    assert decon.match("Simplify $\\sqrt{242}$ and then add 3.") is None
 
 
 def test_near_duplicates_by_minhash():

@@ -42,6 +42,10 @@ class Benchmark(Section):
 class Decontamination(Section):
     enabled: bool = True
     ngram: int = Field(default=8, ge=3)
+    # A prompt is flagged when it holds this share of one benchmark problem's n-grams (0: any one, as open-r1).
+    min_overlap: float = Field(default=0.2, ge=0, le=1)
+    # An n-gram in this many benchmark problems is their shared phrasing, not a leaked problem: ignored.
+    boilerplate_problems: int = Field(default=3, ge=2)
     suites: list[str] = Field(default_factory=list)  # eval suites (eval/suites/*.yaml): every benchmark of each
     local_files: dict[str, str] = Field(default_factory=dict)  # suite benchmark name -> local copy (offline)
     benchmarks: list[Benchmark] = Field(default_factory=list)  # more, one by one

@@ -4,35 +4,73 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 
 WORD = re.compile(r"\w+")
 
 
+def words_of(text: str) -> list[str]:
+    return WORD.findall(text.lower())
+
+
 def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    words = WORD.findall(text.lower())
+    words = words_of(text)
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
 class Decontaminator:
-    """Index the n-grams of benchmark problems; a prompt sharing any of them is flagged."""
+    """Index the n-grams of benchmark problems; flag a prompt that holds a good part of one problem's n-grams.
 
-    def __init__(self, n: int = 8):
-        self.n = n
-        self.index: dict[tuple[str, ...], str] = {}
+    Flagging on any one shared n-gram (open-r1's rule, `min_overlap=0`) flags most competitive-programming and
+    many math training prompts on their stock phrasing ("in the following format n output print the", "express
+    your answer as a decimal to the nearest"). So an n-gram found in `common_in` or more benchmark problems is
+    ignored, and a prompt is flagged when it shares at least `min_overlap` of some problem's n-grams. A problem
+    shorter than n words is matched whole: a prompt with the same words.
+    """
+
+    def __init__(self, n: int = 8, min_overlap: float = 0.2, common_in: int = 3):
+        self.n, self.min_overlap, self.common_in = n, min_overlap, common_in
+        self.items: list[str] = []  # name#row
+        self.grams_in: list[int] = []  # n-grams per item
+        self.index: dict[tuple[str, ...], list[int]] = {}  # n-gram -> items holding it (at most common_in)
+        self.short: dict[tuple[str, ...], str] = {}
+        self.seen: set[tuple[str, ...]] = set()  # a problem in two suites counts once
 
     def add(self, benchmark: str, problems: Iterable[str]) -> int:
         added = 0
         for number, problem in enumerate(problems):
-            for gram in ngrams(problem, self.n):
-                self.index.setdefault(gram, f"{benchmark}#{number}")
+            words = tuple(words_of(problem))
+            if not words or words in self.seen:
+                continue
+            self.seen.add(words)
+            item = f"{benchmark}#{number}"
+            if len(words) < self.n:
+                self.short.setdefault(words, item)
                 added += 1
+                continue
+            grams = {words[i:i + self.n] for i in range(len(words) - self.n + 1)}
+            self.items.append(item)
+            self.grams_in.append(len(grams))
+            for gram in grams:
+                holders = self.index.setdefault(gram, [])
+                if len(holders) < self.common_in:
+                    holders.append(len(self.items) - 1)
+            added += len(grams)
         return added
 
     def match(self, prompt: str) -> str | None:
-        """The benchmark item (`name#row`) the prompt overlaps with, or None."""
-        for gram in ngrams(prompt, self.n):
-            hit = self.index.get(gram)
+        """The benchmark item (`name#row`) the prompt overlaps with most, or None."""
+        if self.short:
+            hit = self.short.get(tuple(words_of(prompt)))
             if hit:
                 return hit
-        return None
+        shared: Counter[int] = Counter()
+        for gram in ngrams(prompt, self.n):
+            holders = self.index.get(gram)
+            if holders and len(holders) < self.common_in:
+                shared.update(holders)
+        if not shared:
+            return None
+        best, count = max(shared.items(), key=lambda kv: kv[1] / self.grams_in[kv[0]])
+        return self.items[best] if count / self.grams_in[best] >= self.min_overlap else None
