@@ -31,6 +31,14 @@ R = "<think>\nworking...\n</think>\n\n"
     ("\\boxed{41}", "42", False),
     ("\\boxed{\\text{(C)}}", "C", True),  # multiple choice
     ("The answer is (B).", "C", False),
+    # GPQA-style letters as models write them; lower-case words and later brackets are not options.
+    ("The answer is C (i.e., the third option).", "C", True),
+    ("Answer: B\n\n(e.g. by conservation of charge)", "B", True),
+    ("The answer is a mixture of both. Answer: $C$", "C", True),
+    ("**Answer:** C", "C", True),
+    ("The correct answer is **C**.", "C", True),
+    ("After all that:\n(D)", "D", True),
+    ("A is wrong and so is B.", "B", False),  # no answer named
 ])
 def test_math_scorer(answer, reference, correct):
     verdict = score(R + answer, reference)

@@ -68,14 +68,24 @@ def detect_kind(reference: str) -> str:
     return "math"
 
 
+CHOICE_AFTER_ANSWER = re.compile(r"(?i:answer)(?:\s+is)?[\s:：*]*(?:\$|\\text(?:bf)?\{|\(|\*\*)?\s*([A-J])(?![\w'])")
+CHOICE_ALONE = re.compile(r"[(*$]*\s*([A-J])\s*[)*$.]*")  # a last line that is only the letter
+
+
 def _choice(text: str) -> str | None:
     boxed = last_boxed(text)
     if boxed:
         m = re.search(r"\b([A-J])\b", re.sub(r"\\text\{([^}]*)\}", r"\1", boxed))
         if m:
             return m.group(1)
-    found = re.findall(r"(?:answer(?: is)?\s*[:：]?\s*\(?|\()([A-J])\b\)?", text, flags=re.IGNORECASE)
-    return found[-1].upper() if found else None
+    # Only capital letters are options ("the answer is a mixture" is not option A); "answer" in any case.
+    found = CHOICE_AFTER_ANSWER.findall(text)
+    if found:
+        return found[-1]
+    last_line = text.strip().rsplit("\n", 1)[-1]
+    alone = CHOICE_ALONE.fullmatch(last_line.strip())
+    return alone.group(1) if alone else None
+
 
 
 def _integer(text: str) -> str | None:
