@@ -297,3 +297,20 @@ def test_each_repeat_of_a_prompt_gets_its_own_seed_and_a_second_run_builds_again
     payloads = [lm._create_payload(m, generate=True, gen_kwargs=dict(gen)) for m in (a, a, b, a, b)]
     assert [p["seed"] for p in payloads] == [5, 6, 5, 7, 6]
     assert payloads[0]["temperature"] == 0.6 and payloads[0]["top_p"] == 0.95 and payloads[0]["max_tokens"] == 16
+
+
+def test_thinking_returned_apart_by_a_reasoning_parser_is_scored_with_the_answer():
+    from distill.eval.config import SuiteConfig
+    from distill.eval.lmeval import build_lm
+    from distill.verify.math import score
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    cfg = SuiteConfig(name="t", benchmarks=[{"name": "toy", "task": "distill_toy"}],
+                      model={"path": str(TEACHER), "engine": "openai", "base_url": url})
+    lm = build_lm(cfg, url)
+    parsed = {"choices": [  # as vLLM --reasoning-parser deepseek_r1 and hosted R1 APIs answer
+        {"index": 0, "message": {"role": "assistant", "reasoning_content": "2 + 2 = 4", "content": "\\boxed{4}"}},
+        {"index": 1, "message": {"role": "assistant", "content": "<think>\n2 + 2 = 5\n</think>\n\n\\boxed{5}"}}]}
+    first, second = lm.parse_generations(parsed)
+    assert first == "<think>\n2 + 2 = 4\n</think>\n\n\\boxed{4}" and score(first, "4").correct
+    assert second == "<think>\n2 + 2 = 5\n</think>\n\n\\boxed{5}"

@@ -188,16 +188,20 @@ class OpenAIEngine:
         raise EngineError(f"gave up after {self.cfg.max_retries + 1} tries; last: {errors[-1] if errors else '?'}")
 
 
+def merged_content(message: dict) -> str:
+    """The message's text with its reasoning in front, in `<think>` tags: servers with a reasoning parser
+    (vLLM --reasoning-parser, hosted R1 APIs) return the thinking apart from the content."""
+    content = message.get("content") or ""
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    return f"<think>\n{reasoning}\n</think>\n\n{content}" if reasoning else content
+
+
 def parse_response(data: dict, n: int) -> Result:
     """Chat-completions JSON -> Result, in choice order. Missing choices become failures upstream."""
     choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
     completions = []
     for choice in choices:
-        message = choice.get("message") or {}
-        content = message.get("content") or ""
-        reasoning = message.get("reasoning_content") or message.get("reasoning")
-        if reasoning:  # servers with a reasoning parser return the thinking separately
-            content = f"<think>\n{reasoning}\n</think>\n\n{content}"
+        content = merged_content(choice.get("message") or {})
         ids, logprobs = parse_logprobs(choice.get("logprobs"))
         token_ids = choice.get("token_ids")
         completions.append(Completion(

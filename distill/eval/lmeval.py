@@ -41,6 +41,19 @@ def _seeded_chat_model():
                 self._drawn[key] += 1
             return super()._create_payload(messages, generate, gen_kwargs, seed=self._seed + index, eos=eos, **kwargs)
 
+        def parse_generations(self, outputs, **kwargs):
+            # lm-eval reads message.content alone: a reasoning parser's separate thinking would be lost, and
+            # every reasoning-model sample scored "no closing </think>".
+            from distill.engines.openai import merged_content
+
+            outputs = outputs if isinstance(outputs, list) else [outputs]
+            for out in outputs:
+                for choice in out.get("choices") or []:
+                    message = choice.get("message")
+                    if isinstance(message, dict) and (message.get("reasoning_content") or message.get("reasoning")):
+                        choice["message"] = {**message, "content": merged_content(message)}
+            return super().parse_generations(outputs, **kwargs)
+
     return SeededChatCompletions
 
 
