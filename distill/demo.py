@@ -110,7 +110,8 @@ def demo(cfg: DemoConfig) -> Path:
     timings["curate"] = run_stage("curate (rejection sampling)", "curate", *generation)
     timings["unfiltered copy"] = run_stage(
         "all traces, unfiltered", "curate", *generation, "curate.output=unfiltered", "curate.verifier=none",
-        "curate.dedup=false", "curate.language.enabled=false", "curate.repetition.enabled=false")
+        "curate.reasoning=false", "curate.min_tokens=0", "curate.max_tokens=null", "curate.dedup=false",
+        "curate.language.enabled=false", "curate.repetition.enabled=false", "curate.decontamination.enabled=false")
 
     students = {"toy-student-curated": run_dir / "curated", "toy-student-unfiltered": run_dir / "unfiltered"}
     timings["train both students"] = train_students(cfg, students)
