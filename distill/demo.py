@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import Field
 
 from distill.config import Section
-from distill.errors import DistillError
+from distill.errors import DistillError, UsageError
 from distill.progress import fmt_duration, say
 
 
@@ -167,13 +167,18 @@ def check_outcome(cfg: DemoConfig, report: str, report_args: list[str]) -> bool:
     from distill.report.config import ReportConfig
 
     numbers = headline_numbers(load_config(report, ReportConfig, report_args))
-    toy = numbers["benchmarks"]["toy"]
+    toy = numbers["benchmarks"].get("toy", {})
+    comparison = next((c for c in numbers["comparisons"]
+                       if (c["better"], c["worse"], c["benchmark"]) == ("toy-student-curated", "toy-student-unfiltered", "toy")), None)
+    if comparison is None or not {"toy-teacher", "toy-student-curated", "toy-student-unfiltered"} <= toy.keys():
+        raise UsageError(f"{report}: the demo's checks need benchmark 'toy' for toy-teacher, toy-student-curated and "
+                         "toy-student-unfiltered, and the comparison {better: toy-student-curated, worse: toy-student-unfiltered}")
     curated, unfiltered, teacher = toy["toy-student-curated"], toy["toy-student-unfiltered"], toy["toy-teacher"]
-    share_ok = curated["share_of_teacher"] >= cfg.min_share_of_teacher
+    share = curated["share_of_teacher"] or 0.0  # None: the teacher scored 0
+    share_ok = share >= cfg.min_share_of_teacher
     say(f"[demo] teacher pass@1 {teacher['pass@1']:.1f}%; curated student {curated['pass@1']:.1f}% "
-        f"({100 * curated['share_of_teacher']:.0f}% of the teacher: {'ok' if share_ok else 'FAILED'}, "
+        f"({100 * share:.0f}% of the teacher: {'ok' if share_ok else 'FAILED'}, "
         f"needs {100 * cfg.min_share_of_teacher:.0f}%); unfiltered student {unfiltered['pass@1']:.1f}%")
-    comparison = next(c for c in numbers["comparisons"] if c["better"] == "toy-student-curated")
     lo, hi = comparison["ci95"]
     say(f"[demo] curated - unfiltered: {comparison['diff']:+.1f} points (paired 95% CI {lo:+.1f} to {hi:+.1f}): "
         f"{'ok, excludes zero' if comparison['excludes_zero'] and comparison['diff'] > 0 else 'FAILED, does not exclude zero'}")

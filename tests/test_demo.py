@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT, run_cli
 from distill.demo import README_END, README_START, update_readme
-from distill.errors import DistillError
+from distill.errors import DistillError, UsageError
 
 pytestmark = pytest.mark.slow
 
@@ -86,3 +86,16 @@ def test_a_readme_without_markers_is_a_clear_error(tmp_path):
     with pytest.raises(DistillError, match=rf"{readme}: no {README_START} ... {README_END} markers"):
         update_readme(readme, "| table |")
     assert readme.read_text() == "# No markers here\n"
+
+
+def test_checks_on_a_report_without_the_toy_comparison_are_a_clear_error(demo_run):
+    from distill.demo import DemoConfig, check_outcome
+
+    out, _ = demo_run
+    report_args = [f"teacher.eval_dir={out / 'eval' / 'toy-teacher'}"]
+    for index, name in enumerate(("toy-student-curated", "toy-student-unfiltered")):
+        report_args.append(f"students.{index}.eval_dir={out / 'eval' / name}")
+    report = str(ROOT / "eval" / "report-toy.yaml")
+    assert isinstance(check_outcome(DemoConfig(), report, report_args), bool)  # the demo's own config: no error
+    with pytest.raises(UsageError, match="the demo's checks need benchmark 'toy'.*comparison"):
+        check_outcome(DemoConfig(), report, report_args + ["comparisons=[]"])

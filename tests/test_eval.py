@@ -3,6 +3,8 @@ the toy suite's pass@1 against the teacher's known figure, resume, one-line erro
 
 import gzip
 import json
+import os
+import shutil
 import socket
 
 import pyarrow.parquet as pq
@@ -314,3 +316,19 @@ def test_thinking_returned_apart_by_a_reasoning_parser_is_scored_with_the_answer
     first, second = lm.parse_generations(parsed)
     assert first == "<think>\n2 + 2 = 4\n</think>\n\n\\boxed{4}" and score(first, "4").correct
     assert second == "<think>\n2 + 2 = 5\n</think>\n\n\\boxed{5}"
+
+
+def test_a_model_retrained_in_place_is_evaluated_again(tmp_path):
+    model = tmp_path / "student"
+    shutil.copytree(TEACHER, model)
+    args = [f"model={model}", "model.engine=hf", "benchmarks.0.limit=3", "benchmarks.0.samples=1"]
+    first = toy_eval(tmp_path, *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = toy_eval(tmp_path, *args)
+    assert "toy: done before, 3 samples kept" in again.stdout
+    weights = model / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # as a new save would
+    retrained = toy_eval(tmp_path, *args)
+    assert retrained.returncode == 0, retrained.stderr[-3000:]
+    assert "changed since its samples were drawn: evaluating it again" in retrained.stdout
+    assert "done before" not in retrained.stdout and "toy: 1 sample(s) per problem" in retrained.stdout

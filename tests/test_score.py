@@ -135,10 +135,13 @@ def test_whole_math500_through_the_worker_pool(tmp_path):
     ('{"response": "x", "answer": null}\n', "{path}:1: 'answer' must be a string or a number"),
     ('[1, 2]\n', "{path}:1: expected a JSON object, got list"),
     ('\n\n', "{path}: no generations (the file is empty)"),
+    (b'\xff\xfe{\x00"\x00', "{path}:1: not UTF-8 text (expected JSON lines)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, content, message):
     path = tmp_path / "gens.jsonl"
-    if content is not None:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
         path.write_text(content)
     result = run_cli("score", path)
     assert result.returncode == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import time
@@ -122,6 +123,31 @@ def score_benchmark(cfg: SuiteConfig, bench: Benchmark, rows: list[dict], count_
     return pa.table(records, schema=SAMPLE_SCHEMA)
 
 
+def model_identity(path: str) -> str:
+    """What tells a checkpoint apart from one retrained at the same path: its weight files' names, sizes and
+    modification times, and its config. A Hub id or endpoint model is its name."""
+    local = Path(path).expanduser()
+    if not local.is_dir():
+        return path
+    parts = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(local.iterdir())
+             if f.suffix in (".safetensors", ".bin", ".pt", ".json") and f.is_file()]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def forget_samples_of_another_model(cfg: SuiteConfig) -> None:
+    """Samples are kept across runs only for the same checkpoint: a model retrained in place is evaluated again."""
+    run_dir, identity = cfg.run_dir, model_identity(cfg.model.path)
+    marker = run_dir / "model_identity.json"
+    drawn = json.loads(marker.read_text())["identity"] if marker.exists() else None
+    old = sorted((run_dir / "samples").glob("*.parquet"))
+    if old and drawn != identity:
+        say(f"[eval {cfg.model.name}] {cfg.model.path} changed since its samples were drawn: evaluating it again")
+        for path in old:
+            path.unlink()
+    if drawn != identity:
+        atomic_write_json(marker, {"path": cfg.model.path, "identity": identity})
+
+
 def evaluate(cfg: SuiteConfig) -> dict:
     from distill.eval.lmeval import build_lm, generate
 
@@ -133,6 +159,7 @@ def evaluate(cfg: SuiteConfig) -> dict:
     started = time.time()
     say(f"[eval {cfg.model.name}] suite {cfg.name}: {len(cfg.benchmarks)} benchmark(s) -> {run_dir}")
     count_tokens, length_unit = token_counter(cfg.model.path)
+    forget_samples_of_another_model(cfg)
     tables = {}
     todo = [b for b in cfg.benchmarks if not (run_dir / "samples" / f"{b.name}.parquet").exists()]
     for bench in cfg.benchmarks:

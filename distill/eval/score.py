@@ -50,10 +50,14 @@ def read_generations(path: str | Path, response_key: str = "response", answer_ke
         raise UsageError(f"{path}: no such file")
     response_keys = [response_key] + (["responses"] if response_key == "response" else [])
     generations = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                generations.append(_parse_line(line, f"{path}:{number}", number, response_keys, answer_key))
+    number = 0
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                if line.strip():
+                    generations.append(_parse_line(line, f"{path}:{number}", number, response_keys, answer_key))
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}:{number + 1}: not UTF-8 text (expected JSON lines)") from None
     if not generations:
         raise UsageError(f"{path}: no generations (the file is empty)")
     return generations
