@@ -69,6 +69,16 @@ def test_math500_verdicts_pass_at_1_and_verdict_file(tmp_path):
     assert "reasoning: answer after the last </think> (detected)" in result.stdout
 
 
+def test_numeric_answers_in_json_are_read_as_written_numbers(tmp_path):
+    path = tmp_path / "gens.jsonl"
+    write_jsonl(path, [{"response": "\\boxed{0.00001}", "answer": 1e-05},
+                       {"response": "\\boxed{100000000000000000000}", "answer": 1e20},
+                       {"response": "\\boxed{27}", "answer": 27.0}, {"response": "\\boxed{2.5}", "answer": 2.5}])
+    result = run_cli("score", path, "--workers", "0")
+    assert result.returncode == 0, result.stderr
+    assert [v[0][0] for v in verdicts(tmp_path / "gens.verdicts.jsonl")] == [True, True, True, True]
+
+
 def test_lists_of_responses_custom_keys_and_out(tmp_path):
     rows = [{"gold": MATH500["test/algebra/2584.json"]["answer"],
              "completions": [R + "\\boxed{3.5}", R + "\\boxed{\\frac{14}{3}}", R + "\\boxed{\\frac72}"]},

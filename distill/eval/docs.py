@@ -14,6 +14,8 @@ import random
 import re
 from typing import Any
 
+import numpy
+
 R1_MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 # Some copies (QwQ's AIME files) carry an instruction already: strip it so that ours is the only one.
 TRAILING_INSTRUCTION = re.compile(r"\s*Please reason step by step,? and put your final answer within \\boxed\{\}\.?\s*$")
@@ -46,9 +48,12 @@ def _stable_id(*parts: Any) -> str:
 
 
 def answer_text(value: Any) -> str:
-    """27.0 -> "27", "025" -> "025" (the integer scorer compares numerically), "\\frac{1}{2}" unchanged."""
+    """27.0 -> "27", 1e-05 -> "0.00001", "025" -> "025" (the integer scorer compares numerically),
+    "\\frac{1}{2}" unchanged."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, float):  # str() writes 1e-05, which no model answer looks like
+        return numpy.format_float_positional(value, trim="-")
     return str(value).strip()
 
 

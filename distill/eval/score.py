@@ -16,6 +16,7 @@ from pathlib import Path
 
 from distill.errors import UsageError
 from distill.eval.metrics import bootstrap_ci, cons_at_n, ks_up_to, pass_at_k_mean, per_problem_accuracy
+from distill.eval.docs import answer_text
 from distill.io import atomic_write_text
 from distill.progress import RateMeter, say
 from distill.verify.math import THINK_END, Verdict, score
@@ -83,7 +84,7 @@ def _parse_line(line: str, where: str, number: int, response_keys: list[str], an
     answer = item[answer_key]
     if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
         raise UsageError(f"{where}: {answer_key!r} must be a string or a number")
-    return Generation(number, responses, str(answer))
+    return Generation(number, responses, answer_text(answer))
 
 
 def detect_reasoning(generations: list[Generation]) -> bool:
