@@ -92,9 +92,9 @@ def test_checks_on_a_report_without_the_toy_comparison_are_a_clear_error(demo_ru
     from distill.demo import DemoConfig, check_outcome
 
     out, _ = demo_run
-    report_args = [f"teacher.eval_dir={out / 'eval' / 'toy-teacher'}"]
+    report_args = [f"teacher.eval_dir={out / 'eval' / 'toy-teacher'}", f"curation_dir={out / 'teacher' / 'toy'}"]
     for index, name in enumerate(("toy-student-curated", "toy-student-unfiltered")):
-        report_args.append(f"students.{index}.eval_dir={out / 'eval' / name}")
+        report_args += [f"students.{index}.eval_dir={out / 'eval' / name}", f"students.{index}.train_dir={out / 'students' / name}"]
     report = str(ROOT / "eval" / "report-toy.yaml")
     assert isinstance(check_outcome(DemoConfig(), report, report_args), bool)  # the demo's own config: no error
     with pytest.raises(UsageError, match="the demo's checks need benchmark 'toy'.*comparison"):
