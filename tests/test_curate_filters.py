@@ -64,7 +64,7 @@ def test_decontamination_flags_benchmark_problems_and_not_others():
 def test_decontamination_ignores_stock_phrasing_and_matches_short_problems_whole():
     lcb = json.loads((SHARED_DATA / "code" / "livecodebench_2408_2501_public_tests.json").read_text())
     train = json.loads((SHARED_DATA / "train" / "livecodebench_pre2408_train_public_tests.json").read_text())
-    any_gram = Decontaminator(n=8, min_overlap=0, common_in=10**9)  # open-r1's rule: one shared 8-gram flags
+    any_gram = Decontaminator(n=8, min_overlap=0, boilerplate_problems=10**9)  # open-r1's rule: one shared 8-gram flags
     decon = Decontaminator(n=8)
     for d in (any_gram, decon):
         d.add("livecodebench", (p["problem"] for p in lcb))

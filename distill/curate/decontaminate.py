@@ -15,8 +15,11 @@ def words_of(text: str) -> list[str]:
 
 
 def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    words = words_of(text)
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return grams_of(tuple(words_of(text)), n)
+
+
+def grams_of(words: tuple[str, ...], n: int) -> set[tuple[str, ...]]:
+    return {words[i:i + n] for i in range(len(words) - n + 1)}
 
 
 class Decontaminator:
@@ -24,16 +27,16 @@ class Decontaminator:
 
     Flagging on any one shared n-gram (open-r1's rule, `min_overlap=0`) flags most competitive-programming and
     many math training prompts on their stock phrasing ("in the following format n output print the", "express
-    your answer as a decimal to the nearest"). So an n-gram found in `common_in` or more benchmark problems is
-    ignored, and a prompt is flagged when it shares at least `min_overlap` of some problem's n-grams. A problem
-    shorter than n words is matched whole: a prompt with the same words.
+    your answer as a decimal to the nearest"). So an n-gram found in `boilerplate_problems` or more benchmark
+    problems is ignored, and a prompt is flagged when it shares at least `min_overlap` of some problem's n-grams.
+    A problem shorter than n words is matched whole: a prompt with the same words.
     """
 
-    def __init__(self, n: int = 8, min_overlap: float = 0.2, common_in: int = 3):
-        self.n, self.min_overlap, self.common_in = n, min_overlap, common_in
+    def __init__(self, n: int = 8, min_overlap: float = 0.2, boilerplate_problems: int = 3):
+        self.n, self.min_overlap, self.boilerplate_problems = n, min_overlap, boilerplate_problems
         self.items: list[str] = []  # name#row
         self.grams_in: list[int] = []  # n-grams per item
-        self.index: dict[tuple[str, ...], list[int]] = {}  # n-gram -> items holding it (at most common_in)
+        self.index: dict[tuple[str, ...], list[int]] = {}  # n-gram -> items holding it (up to boilerplate_problems)
         self.short: dict[tuple[str, ...], str] = {}
         self.seen: set[tuple[str, ...]] = set()  # a problem in two suites counts once
 
@@ -49,12 +52,12 @@ class Decontaminator:
                 self.short.setdefault(words, item)
                 added += 1
                 continue
-            grams = {words[i:i + self.n] for i in range(len(words) - self.n + 1)}
+            grams = grams_of(words, self.n)
             self.items.append(item)
             self.grams_in.append(len(grams))
             for gram in grams:
                 holders = self.index.setdefault(gram, [])
-                if len(holders) < self.common_in:
+                if len(holders) < self.boilerplate_problems:
                     holders.append(len(self.items) - 1)
             added += len(grams)
         return added
@@ -68,7 +71,7 @@ class Decontaminator:
         shared: Counter[int] = Counter()
         for gram in ngrams(prompt, self.n):
             holders = self.index.get(gram)
-            if holders and len(holders) < self.common_in:
+            if holders and len(holders) < self.boilerplate_problems:
                 shared.update(holders)
         if not shared:
             return None

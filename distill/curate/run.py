@@ -59,7 +59,7 @@ def load_benchmarks(cfg: CurateSection) -> Decontaminator | None:
     from distill.config import looks_like_local_path
     from distill.eval.docs import suite_problems
 
-    decon = Decontaminator(d.ngram, min_overlap=d.min_overlap, common_in=d.boilerplate_problems)
+    decon = Decontaminator(d.ngram, min_overlap=d.min_overlap, boilerplate_problems=d.boilerplate_problems)
     for suite in d.suites:
         try:
             for name, problems in suite_problems(suite, d.local_files).items():

@@ -49,9 +49,8 @@ def _seeded_chat_model():
             outputs = outputs if isinstance(outputs, list) else [outputs]
             for out in outputs:
                 for choice in out.get("choices") or []:
-                    message = choice.get("message")
-                    if isinstance(message, dict) and (message.get("reasoning_content") or message.get("reasoning")):
-                        choice["message"] = {**message, "content": merged_content(message)}
+                    if isinstance(choice.get("message"), dict):
+                        choice["message"] = {**choice["message"], "content": merged_content(choice["message"])}
             return super().parse_generations(outputs, **kwargs)
 
     return SeededChatCompletions

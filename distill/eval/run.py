@@ -129,8 +129,8 @@ def model_identity(path: str) -> str:
     local = Path(path).expanduser()
     if not local.is_dir():
         return path
-    parts = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(local.iterdir())
-             if f.suffix in (".safetensors", ".bin", ".pt", ".json") and f.is_file()]
+    parts = [(f.name, stat.st_size, stat.st_mtime_ns) for f in sorted(local.iterdir())
+             if f.suffix in (".safetensors", ".bin", ".pt", ".json") and f.is_file() and (stat := f.stat())]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
@@ -139,13 +139,14 @@ def forget_samples_of_another_model(cfg: SuiteConfig) -> None:
     run_dir, identity = cfg.run_dir, model_identity(cfg.model.path)
     marker = run_dir / "model_identity.json"
     drawn = json.loads(marker.read_text())["identity"] if marker.exists() else None
-    old = sorted((run_dir / "samples").glob("*.parquet"))
-    if old and drawn != identity:
+    if drawn == identity:
+        return
+    old = list((run_dir / "samples").glob("*.parquet"))
+    if old:
         say(f"[eval {cfg.model.name}] {cfg.model.path} changed since its samples were drawn: evaluating it again")
-        for path in old:
-            path.unlink()
-    if drawn != identity:
-        atomic_write_json(marker, {"path": cfg.model.path, "identity": identity})
+    for path in old:
+        path.unlink()
+    atomic_write_json(marker, {"path": cfg.model.path, "identity": identity})
 
 
 def evaluate(cfg: SuiteConfig) -> dict:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distill.errors import UsageError
-from distill.eval.metrics import bootstrap_ci, cons_at_n, ks_up_to, pass_at_k_mean, per_problem_accuracy
 from distill.eval.docs import answer_text
+from distill.eval.metrics import bootstrap_ci, cons_at_n, ks_up_to, pass_at_k_mean, per_problem_accuracy
 from distill.io import atomic_write_text
 from distill.progress import RateMeter, say
 from distill.verify.math import THINK_END, Verdict, score
