@@ -125,6 +125,26 @@ def test_changed_model_refuses_to_resume(tmp_path, toy_world):
     train(load_config(path, StudentConfig, ["training.logging_steps=1", "training.save_total_limit=3"]))
 
 
+def test_changed_data_at_the_same_path_refuses_to_resume(tmp_path, toy_world):
+    """A curation rewritten in place is other training data, though data.source names the same path."""
+    import pandas as pd
+
+    from distill.errors import UsageError
+
+    rows = pd.read_parquet(toy_world / "sft" / "train.parquet").head(32)
+    source = tmp_path / "curated.jsonl"
+    rows.to_json(source, orient="records", lines=True)
+    path = student_yaml(tmp_path / "s.yaml", toy_world, tmp_path / "run", max_steps=2, save_steps=1)
+    cfg = load_config(path, StudentConfig, [f"data.source={source}"])
+    train(cfg)
+    rows.to_json(source, orient="records", lines=True)  # the same rows written again: not a change
+    train(cfg)
+    rows.loc[3, "messages"][1]["content"] = "<think>\n1 + 1 = 2\n</think>\n\nThe answer is \\boxed{2}."
+    rows.to_json(source, orient="records", lines=True)
+    with pytest.raises(UsageError, match="different data_content; resuming would mix"):
+        train(cfg)
+
+
 def test_two_process_data_parallel_run_saves_once(tmp_path, toy_world):
     """The distributed path (what accelerate launch sets up on GPUs), on CPU with gloo via torchrun."""
     path = student_yaml(tmp_path / "s.yaml", toy_world, tmp_path / "run", max_steps=4, save_steps=2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from datasets import Dataset, load_dataset, load_from_disk
@@ -74,3 +76,13 @@ def check_conversation(messages, source: str, index: int) -> None:
             raise UsageError(f"{where}: expected messages with a role in {sorted(ROLES)} and string content, got {turn!r:.120}")
     if not any(turn["role"] == "assistant" for turn in messages):
         raise UsageError(f"{where}: no assistant message to train on")
+
+
+def content_digest(dataset: Dataset) -> str:
+    """A hash of the rows as they will be trained on (content and order): a curation rewritten at the same
+    path is a different dataset, while the same content written again is not."""
+    digest = hashlib.sha256()
+    for row in dataset["messages"]:
+        digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]

@@ -17,7 +17,7 @@ from distill.students import chat
 from distill.students.callbacks import ProgressCallback
 from distill.students.checkpoints import last_complete_checkpoint
 from distill.students.config import StudentConfig
-from distill.students.data import load_messages
+from distill.students.data import content_digest, load_messages
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32, "auto": "auto"}
 
@@ -109,12 +109,14 @@ def sft_args(cfg: StudentConfig, setup: chat.ChatSetup, on_gpu: bool):
 RESUME_SAFE = {"logging_steps", "save_steps", "save_total_limit", "report_to", "dataloader_num_workers", "dataset_num_proc"}
 
 
-def fingerprint(cfg: StudentConfig) -> dict:
-    """What may not change when a run resumes from its checkpoints: everything that shapes training."""
+def fingerprint(cfg: StudentConfig, data_content: str) -> dict:
+    """What may not change when a run resumes from its checkpoints: everything that shapes training,
+    the training rows themselves included (`data_content`, from `content_digest`)."""
     training = {k: v for k, v in cfg.training.model_dump(mode="json").items() if k not in RESUME_SAFE}
     return {
         "model": cfg.model.model_dump(mode="json"),
         "data": cfg.data.model_dump(mode="json"),
+        "data_content": data_content,
         "training": training,
         "lora": cfg.lora.model_dump(mode="json"),
     }
@@ -147,7 +149,7 @@ def prepare(cfg: StudentConfig) -> Prepared:
             raise UsageError(f"model.{key}: {token!r} is not in the tokenizer of {cfg.model.name_or_path}")
     if setup.pad_token:
         tokenizer.pad_token = setup.pad_token  # TRL mirrors it onto the model config
-    run = Run(run_dir, "train", cfg, fingerprint(cfg)).start()
+    run = Run(run_dir, "train", cfg, fingerprint(cfg, content_digest(dataset))).start()
 
     dtype = DTYPES[cfg.model.dtype] if on_gpu else torch.float32
     model = AutoModelForCausalLM.from_pretrained(
