@@ -30,8 +30,9 @@ class DemoConfig(Section):
     serve: str = "teacher/toy-cpu.yaml"  # the vLLM CPU recipe for the toy teacher
     vllm_python: str = ".venv-vllm/bin/python"
     generation: str = "teacher/runs/toy.yaml"
-    prompts: int = Field(default=6000, ge=1)  # toy training prompts: the curated set needs thousands of distinct problems
-    samples: int = Field(default=2, ge=1)  # k samples per prompt
+    prompts: int = Field(default=12000, ge=1)  # toy training prompts: the students need thousands of distinct problems
+    samples: int = Field(default=1, ge=1)  # k samples per prompt
+    sequences_in_flight: int = Field(default=32, ge=1)  # requests x samples: the CPU server's fastest measured batch
     student: str = "students/toy-student.yaml"
     steps: int = Field(default=2200, ge=1)  # per student
     eval_suite: str = "eval/suites/toy.yaml"
@@ -105,6 +106,8 @@ def demo(cfg: DemoConfig) -> Path:
 
     run_dir = out / "teacher" / "toy"
     generation = [cfg.generation, f"run_dir={run_dir}", f"prompts.limit={cfg.prompts}", f"sampling.n={cfg.samples}"]
+    requests = max(1, cfg.sequences_in_flight // cfg.samples)
+    generation += [f"engine.max_concurrency={requests}", f"engine.per_endpoint_concurrency={requests}"]
     with served_teacher(cfg, engine) as engine_args:
         timings[f"teacher samples ({engine})"] = run_stage("sample the teacher", "generate", *generation, *engine_args)
     timings["curate"] = run_stage("curate (rejection sampling)", "curate", *generation)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 from datasets import Dataset, load_dataset, load_from_disk
@@ -54,7 +55,9 @@ def load_messages(source: str, split: str = "train", subset: str | None = None, 
     if "trace_id" in dataset.column_names:
         # A curated set is written in the order its traces completed, which differs from run to run:
         # a canonical order first makes the seeded shuffle, and so training, depend on the set's content only.
-        dataset = dataset.sort("trace_id")
+        with warnings.catch_warnings():  # datasets' sort passes pyarrow an option it deprecated; nothing for users to do
+            warnings.filterwarnings("ignore", "Specifying null_placement", FutureWarning)
+            dataset = dataset.sort("trace_id")
     dataset = dataset.select_columns(["messages"])
     if shuffle_seed is not None:
         dataset = dataset.shuffle(seed=shuffle_seed)
