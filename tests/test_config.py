@@ -62,3 +62,12 @@ def test_cli_missing_config_and_bad_override_exit_2(tmp_path):
     assert result.returncode == 2 and "no such config file" in result.stderr
     result = run_cli("train", ROOT / "students" / "toy-student.yaml", "training.max_steps")
     assert result.returncode == 2 and "expected KEY=VALUE" in result.stderr
+
+
+def test_serve_env_numbers_from_yaml_or_overrides_become_strings():
+    """YAML and overrides type `2` as a number; a process environment holds strings only."""
+    from distill.teacher.serve import ServeConfig
+
+    cfg = load_config(ROOT / "teacher" / "toy-cpu.yaml", ServeConfig, ["env.OMP_NUM_THREADS=1", "env.VLLM_FLAG=true"])
+    assert cfg.env["OMP_NUM_THREADS"] == "1" and cfg.env["VLLM_FLAG"] == "1"
+    assert cfg.env["VLLM_CPU_KVCACHE_SPACE"] == "1"  # written as a string in the file: unchanged

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from distill.config import Section
 from distill.errors import DistillError, UsageError
@@ -31,6 +31,16 @@ class ServeConfig(Section):
     env: dict[str, str] = Field(default_factory=dict)
     startup_timeout_s: float = Field(default=1800, gt=0)
     run_dir: str = "runs/serve"
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def env_values_as_strings(cls, env: Any) -> Any:
+        """`OMP_NUM_THREADS: 2` in YAML (or env.OMP_NUM_THREADS=2 on the command line) is a number; the
+        process environment takes strings. Booleans become 1 / 0, as most libraries read their flags."""
+        if not isinstance(env, dict):
+            return env
+        return {k: (str(int(v)) if isinstance(v, bool) else str(v) if isinstance(v, int | float) else v)
+                for k, v in env.items()}
 
     @property
     def base_url(self) -> str:
