@@ -25,7 +25,7 @@ def vllm_server(tmp_path_factory):
     started = run_cli("serve", *args, timeout=600)
     assert started.returncode == 0, started.stdout + started.stderr + (run_dir / "toy-cpu.log").read_text()[-3000:]
     assert "ready at" in started.stdout
-    yield f"http://127.0.0.1:{port}/v1", port
+    yield f"http://127.0.0.1:{port}/v1", port, run_dir
     stopped = run_cli("serve", *args, "--stop", timeout=120)
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
 
@@ -57,8 +57,20 @@ def wait_for(predicate, proc, timeout=300):
         time.sleep(0.05)
 
 
+def test_engine_processes_run_at_lower_priority_than_the_api_front_end(vllm_server):
+    """teacher/toy-cpu.yaml sets engine_nice: the busy-polling engine must not starve the front end."""
+    import psutil
+
+    _, _, run_dir = vllm_server
+    server = psutil.Process(int((run_dir / "toy-cpu.pid").read_text()))
+    engine = server.children(recursive=True)
+    assert server.nice() == 0
+    assert engine and all(child.nice() == 10 for child in engine)
+    assert any("EngineCor" in child.name() for child in engine)
+
+
 def test_real_server_generation_killed_and_resumed_ends_with_200_unique_traces(tmp_path, toy_world, vllm_server):
-    base_url, _ = vllm_server
+    base_url, _, _ = vllm_server
     path = run_yaml(tmp_path, toy_world, [base_url])
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(generate_cmd(path), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -92,7 +104,7 @@ def test_real_server_generation_killed_and_resumed_ends_with_200_unique_traces(t
 
 
 def test_one_of_two_endpoints_dies_mid_run_and_nothing_is_lost(tmp_path, toy_world, vllm_server):
-    base_url, port = vllm_server
+    base_url, port, _ = vllm_server
     proxy_port = free_port()
     proxy = subprocess.Popen([sys.executable, str(ROOT / "tests" / "tcp_proxy.py"), str(proxy_port), str(port)],
                              stdout=subprocess.PIPE, text=True)

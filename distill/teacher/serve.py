@@ -29,6 +29,10 @@ class ServeConfig(Section):
     python: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)  # vLLM flags without the leading --
     env: dict[str, str] = Field(default_factory=dict)
+    # Niceness (0-19) given to the server's child processes (vLLM's engine core and workers), not to its API
+    # front end. Where the server shares a CPU with nothing to spare, as the toy teacher does, the busy-polling
+    # engine otherwise starves the front end, which then hands it a request or two at a time.
+    engine_nice: int = Field(default=0, ge=0, le=19)
     startup_timeout_s: float = Field(default=1800, gt=0)
     run_dir: str = "runs/serve"
 
@@ -106,6 +110,9 @@ def start(cfg: ServeConfig) -> int:
             cfg.pid_file.unlink(missing_ok=True)
             raise DistillError(f"vLLM exited with code {proc.returncode} while starting; last log lines:\n" + "\n".join(tail))
         if healthy(cfg):
+            if cfg.engine_nice:
+                lowered = lower_engine_priority(proc.pid, cfg.engine_nice)
+                say(f"[serve {cfg.name}] {lowered} engine process(es) at nice {cfg.engine_nice} (engine_nice)")
             say(f"[serve {cfg.name}] ready at {cfg.base_url} after {fmt_duration(time.time() - started)} "
                 f"(pid {proc.pid}, log {cfg.log_file})")
             return proc.pid
@@ -113,6 +120,20 @@ def start(cfg: ServeConfig) -> int:
     stop(cfg)
     raise DistillError(f"vLLM did not answer {cfg.base_url.removesuffix('/v1')}/health within {cfg.startup_timeout_s:.0f}s "
                        f"(startup_timeout_s); it was stopped. Log: {cfg.log_file}")
+
+
+def lower_engine_priority(pid: int, niceness: int) -> int:
+    """Renice every descendant of the server process `pid` (the API front end itself keeps its priority)."""
+    import psutil
+
+    lowered = 0
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            child.nice(niceness)
+            lowered += 1
+        except psutil.Error:  # exited meanwhile, or not ours to change
+            pass
+    return lowered
 
 
 def stop(cfg: ServeConfig, grace_s: float = 30) -> bool:
