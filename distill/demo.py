@@ -106,10 +106,11 @@ def demo(cfg: DemoConfig) -> Path:
 
     run_dir = out / "teacher" / "toy"
     generation = [cfg.generation, f"run_dir={run_dir}", f"prompts.limit={cfg.prompts}", f"sampling.n={cfg.samples}"]
-    requests = max(1, cfg.sequences_in_flight // cfg.samples)
-    generation += [f"engine.max_concurrency={requests}", f"engine.per_endpoint_concurrency={requests}"]
+    requests = max(1, cfg.sequences_in_flight // cfg.samples)  # sampling only: curation sends no requests
+    in_flight = [f"engine.max_concurrency={requests}", f"engine.per_endpoint_concurrency={requests}"]
     with served_teacher(cfg, engine) as engine_args:
-        timings[f"teacher samples ({engine})"] = run_stage("sample the teacher", "generate", *generation, *engine_args)
+        timings[f"teacher samples ({engine})"] = run_stage("sample the teacher", "generate", *generation, *in_flight,
+                                                            *engine_args)
     timings["curate"] = run_stage("curate (rejection sampling)", "curate", *generation)
     timings["unfiltered copy"] = run_stage(
         "all traces, unfiltered", "curate", *generation, "curate.output=unfiltered", "curate.verifier=none",
