@@ -46,10 +46,14 @@ SCHEMA = pa.schema([
     ("latency_s", pa.float32()),
     ("created", pa.float64()),
     ("endpoint", pa.string()),
-    # Optional top-k logprobs per generated token, for logit distillation: token ids and logprobs.
-    ("top_logprob_ids", pa.list_(pa.list_(pa.int32()))),
-    ("top_logprobs", pa.list_(pa.list_(pa.float32()))),
+    # Optional, for logit distillation (sampling.top_logprobs = k): the sampled token ids, and per token the k most
+    # likely ids and their logprobs, flattened row-major (token i's k entries at [i*k, (i+1)*k); id -1: no entry).
+    # 4 + 6k bytes per token before compression (int32 ids, float16 logprobs): 124 for k = 20.
+    ("token_ids", pa.list_(pa.int32())),
+    ("logprob_ids", pa.list_(pa.int32())),
+    ("logprobs", pa.list_(pa.float16())),
 ])
+LOGPROB_COLUMNS = ["token_ids", "logprob_ids", "logprobs"]
 
 
 def split_reasoning(response: str) -> tuple[str | None, str]:
@@ -84,11 +88,14 @@ class Trace:
     answer: str | None = None
     tests: Any = None
     metadata: dict = field(default_factory=dict)
+    token_ids: list[int] | None = None
     top_logprob_ids: list[list[int]] | None = None
     top_logprobs: list[list[float]] | None = None
 
     def to_row(self) -> dict:
         row = asdict(self)
+        top_ids, top_values = row.pop("top_logprob_ids"), row.pop("top_logprobs")
+        row["logprob_ids"], row["logprobs"] = flatten_top_k(top_ids, top_values)
         reasoning, final = split_reasoning(self.response) if self.response is not None else (None, None)
         row.update(
             trace_id=f"{self.prompt_id}/{self.sample_index}",
@@ -100,6 +107,30 @@ class Trace:
             final_answer=final,
         )
         return row
+
+
+def flatten_top_k(ids: list[list[int]] | None, values: list[list[float]] | None) -> tuple[list[int] | None, np.ndarray | None]:
+    """Per-token top-k lists -> flat row-major (ids, float16 logprobs), k = the longest list; shorter ones padded (-1, -inf)."""
+    if ids is None or values is None:
+        return None, None
+    k = max((len(step) for step in ids), default=0)
+    flat_ids = np.full((len(ids), k), -1, dtype=np.int32)
+    flat_values = np.full((len(ids), k), -np.inf, dtype=np.float16)
+    for i, (step_ids, step_values) in enumerate(zip(ids, values)):
+        flat_ids[i, :len(step_ids)] = step_ids
+        flat_values[i, :len(step_values)] = step_values
+    return flat_ids.ravel().tolist(), flat_values.ravel()
+
+
+def top_k_arrays(token_ids, logprob_ids, logprobs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A row's stored logprob columns -> (sampled ids (n,), top ids (n, k), top logprobs (n, k) as float32)."""
+    sampled = np.asarray(token_ids, dtype=np.int64)
+    ids = np.asarray(logprob_ids, dtype=np.int64)
+    n = len(sampled)
+    if n == 0 or len(ids) % n:
+        raise ValueError(f"{len(ids)} stored top-k ids for {n} tokens: not a multiple")
+    k = len(ids) // n
+    return sampled, ids.reshape(n, k), np.asarray(logprobs, dtype=np.float32).reshape(n, k)
 
 
 SHARD = re.compile(r"^shard-(\d{6})\.parquet$")

@@ -90,10 +90,13 @@ def test_real_server_generation_killed_and_resumed_ends_with_200_unique_traces(t
     rows = latest_rows(traces)
     assert all(r["status"] == "ok" and r["finish_reason"] in ("stop", "length") for r in rows)
     assert all(r["endpoint"] == base_url for r in rows)
-    # vLLM extensions: exact token counts and top-5 logprobs with token ids, one entry per generated token.
+    # vLLM extensions: exact token counts and top-5 logprobs with token ids, one entry per generated token, stored
+    # flat (int32 ids, float16 logprobs): the sampled token is the most likely one or among the five.
     row = rows[0]
-    assert row["completion_tokens"] == len(row["top_logprob_ids"]) and len(row["top_logprob_ids"][0]) == 5
-    assert all(i >= 0 for i in row["top_logprob_ids"][0]) and row["top_logprobs"][0][0] <= 0
+    assert row["completion_tokens"] == len(row["token_ids"]) and len(row["logprob_ids"]) == len(row["logprobs"]) == 5 * len(row["token_ids"])
+    first = row["logprob_ids"][:5]
+    assert all(i >= 0 for i in first) and row["logprobs"][0] <= 0 and row["token_ids"][0] in first
+    assert read_table(traces).schema.field("logprobs").type.value_type == "halffloat"
     # Different samples of one prompt differ (per-request seeds), at least somewhere among 50 prompts.
     by_prompt = {}
     for r in rows:
@@ -126,3 +129,57 @@ def test_one_of_two_endpoints_dies_mid_run_and_nothing_is_lost(tmp_path, toy_wor
     assert len(rows) == 200 and all(r["status"] == "ok" for r in rows)
     endpoints = {r["endpoint"] for r in rows}
     assert endpoints == {proxy_url, base_url}  # both served before the death; the survivor finished
+
+
+def test_server_scores_equal_the_local_teachers_logprobs(vllm_server):
+    """The served teacher's top-k (prompt_logprobs) for a sequence are the local model's, position by position."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from distill.students.onpolicy import ServerScorer
+    from distill.teacher.config import EngineSection
+
+    base_url, _, _ = vllm_server
+    tokenizer = AutoTokenizer.from_pretrained(ROOT / "toy" / "teacher")
+    model = AutoModelForCausalLM.from_pretrained(ROOT / "toy" / "teacher", dtype=torch.float32).eval()
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Compute 12 + 5 - 30."}], add_generation_prompt=True,
+                                           tokenize=True, return_dict=True)["input_ids"]
+    sequence = list(prompt) + tokenizer("<think>\n12 + 5 = 17\n17 - 30 = -13\n</think>", add_special_tokens=False)["input_ids"]
+    scorer = ServerScorer(EngineSection(kind="openai", model="toy/teacher", base_urls=[base_url]), top_k=5)
+    try:
+        [(ids, values)] = scorer.score([sequence], [len(prompt)])
+    finally:
+        scorer.close()
+    with torch.no_grad():
+        local = torch.log_softmax(model(torch.tensor([sequence])).logits[0, len(prompt) - 1:-1], -1).topk(5)
+    assert len(ids) == len(sequence) - len(prompt)
+    assert ids == local.indices.tolist()
+    assert torch.allclose(torch.tensor(values), local.values, atol=2e-3)
+
+
+def test_on_policy_run_against_the_served_teacher(tmp_path, vllm_server):
+    """`method: on-policy` with teacher.base_urls: the student (a copy of the teacher) samples, the server scores every
+    sampled token; a student equal to its teacher has (almost) nothing to learn."""
+    base_url, _, _ = vllm_server
+    rows = [{"messages": [{"role": "user", "content": f"Compute {a} + {b}.\nPlease reason step by step, and put your final "
+                                                      "answer within \\boxed{}."}, {"role": "assistant", "content": "x"}]}
+            for a, b in [(3, 4), (12, 30), (7, 41), (25, 2)]]
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = {"name": "op-server", "run_dir": str(tmp_path / "run"), "method": "on-policy",
+              "model": {"name_or_path": str(ROOT / "toy" / "teacher"), "family": "qwen", "dtype": "float32"},
+              "data": {"source": str(data)},
+              "training": {"max_length": 256, "max_steps": 3, "per_device_train_batch_size": 4, "learning_rate": 1e-4,
+                           "bf16": False, "gradient_checkpointing": False, "logging_steps": 1, "save_steps": 100},
+              "teacher": {"base_urls": [base_url], "served_model_name": "toy/teacher", "tokenizer": str(ROOT / "toy" / "teacher"),
+                          "top_k": 5},
+              "distillation": {"max_completion_length": 64}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    done = run_cli("train", path, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"served at {base_url}" in done.stdout
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert summary["method"] == "on-policy" and summary["steps"] == 3 and summary["teacher_tokens_scored"] > 3 * 4 * 5
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 3 and all(0 <= loss < 0.05 for loss in losses)  # top-5 reverse KL of a model to itself

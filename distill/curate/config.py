@@ -78,3 +78,6 @@ class CurateSection(Section):
     selection: Selection = Field(default_factory=Selection)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     workers: int | None = None  # verifier processes (default: CPU count)
+    # The teacher's top-k logprobs (when generation stored them) go into the train files only for a `kd` student:
+    # at k = 20 they are some 30x the size of the text. The raw traces keep them either way.
+    keep_logprobs: bool = False

@@ -39,7 +39,7 @@ from distill.io import atomic_write_json, atomic_write_parquet, replace_dir, sta
 from distill.progress import fmt_count, fmt_duration, say
 from distill.runs import Run
 from distill.teacher.config import GenerateConfig
-from distill.traces import SCHEMA, iter_batches, latest_rank
+from distill.traces import LOGPROB_COLUMNS, SCHEMA, iter_batches, latest_rank
 
 SHARD_ROWS = 50_000
 # What the first pass reads: everything but the long lists (logprobs) and the prompt (read only for decontamination).
@@ -364,11 +364,17 @@ class ShardedWriter:
         self.writer.close()
 
 
-def write_outputs(traces_dir: Path, rank: np.ndarray, outcomes: list[Outcome], staging: Path) -> None:
-    """The second pass: every trace, whole, to the train files (with `messages`) or the rejected ones (with `reason`)."""
+def write_outputs(traces_dir: Path, rank: np.ndarray, outcomes: list[Outcome], staging: Path, keep_logprobs: bool) -> None:
+    """The second pass: every trace, whole, to the train files (with `messages`) or the rejected ones (with `reason`);
+    the logprob columns stay empty unless asked for."""
     train = ShardedWriter(staging, "train", TRAIN_SCHEMA)
     rejected = ShardedWriter(staging, "rejected", REJECTED_SCHEMA)
-    for start, batch in iter_batches(traces_dir):
+    columns = SCHEMA.names if keep_logprobs else [c for c in SCHEMA.names if c not in LOGPROB_COLUMNS]
+    for start, batch in iter_batches(traces_dir, columns):
+        if not keep_logprobs:
+            batch = pa.RecordBatch.from_arrays(
+                [batch.column(f.name) if f.name in columns else pa.nulls(batch.num_rows, f.type) for f in SCHEMA],
+                schema=SCHEMA)
         ranks = rank[start:start + batch.num_rows]
         kept_rows, rejected_rows, reasons = [], [], []
         for row, index in enumerate(ranks):
@@ -411,7 +417,7 @@ def curate(cfg: GenerateConfig) -> Path:
                                            sort_keys=True).encode()).hexdigest()[:12]
     outcomes = screen_traces(traces_dir, rank, c, decon, VerdictCache(run_dir / "verdicts", config_key))
     kept, rejected = decide(outcomes, c)
-    write_outputs(traces_dir, rank, outcomes, staging)
+    write_outputs(traces_dir, rank, outcomes, staging, c.keep_logprobs)
     summary = summarize(cfg, outcomes, kept, rejected, time.time() - started, run_dir)
     atomic_write_json(staging / "curation.json", summary)
     run.finish(traces=len(outcomes), accepted=len(kept), rejected=len(rejected))

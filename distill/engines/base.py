@@ -25,6 +25,8 @@ class Completion:
     text: str
     finish_reason: str | None
     completion_tokens: int | None = None
+    # With top-k logprobs: the sampled token ids, and per token the k most likely ids and their logprobs.
+    token_ids: list[int] | None = None
     top_logprob_ids: list[list[int]] | None = None
     top_logprobs: list[list[float]] | None = None
 

@@ -41,7 +41,7 @@ class HFEngine:
             **enc, do_sample=params.temperature > 0, temperature=params.temperature or None,
             top_p=params.top_p if params.temperature > 0 else None, max_new_tokens=params.max_tokens,
             num_return_sequences=params.n, pad_token_id=self.tokenizer.pad_token_id,
-            output_scores=bool(params.top_logprobs), return_dict_in_generate=True,
+            output_logits=bool(params.top_logprobs), return_dict_in_generate=True,
         )
         new = out.sequences[:, enc["input_ids"].shape[1]:]
         completions = []
@@ -49,17 +49,18 @@ class HFEngine:
             tokens = row.tolist()
             stop = next((i for i, t in enumerate(tokens) if t in self.eos_ids), None)
             kept = tokens if stop is None else tokens[:stop]
-            ids = values = None
-            if params.top_logprobs:
-                steps = [torch.log_softmax(score[row_index].float(), -1).topk(params.top_logprobs) for score in out.scores]
-                steps = steps[: len(kept) + (stop is not None)]
+            ids = values = sampled = None
+            if params.top_logprobs:  # the model's own distribution (raw logits), not the sampling-processed one
+                sampled = tokens[: len(kept) + (stop is not None)]
+                steps = [torch.log_softmax(logits[row_index].float(), -1).topk(params.top_logprobs)
+                         for logits in out.logits[: len(sampled)]]
                 ids = [s.indices.tolist() for s in steps]
                 values = [s.values.tolist() for s in steps]
             completions.append(Completion(
                 text=self.tokenizer.decode(kept, skip_special_tokens=True),
                 finish_reason="stop" if stop is not None else "length",
                 completion_tokens=len(kept) + (stop is not None),
-                top_logprob_ids=ids, top_logprobs=values,
+                token_ids=sampled, top_logprob_ids=ids, top_logprobs=values,
             ))
         return Result(completions, prompt_tokens=int(enc["input_ids"].shape[1]), endpoint="local",
                       latency_s=time.perf_counter() - start)

@@ -132,10 +132,10 @@ class OpenAIEngine:
         endpoint.consecutive_failures = 0
         say(f"[openai] endpoint {endpoint.base_url} taken out for {cooldown:.0f}s: {reason}")
 
-    async def _post(self, endpoint: Endpoint, body: dict) -> dict:
+    async def _post(self, endpoint: Endpoint, body: dict, path: str = "/chat/completions") -> dict:
         timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s)
         try:
-            async with self.session.post(f"{endpoint.base_url}/chat/completions", json=body, timeout=timeout) as resp:
+            async with self.session.post(f"{endpoint.base_url}{path}", json=body, timeout=timeout) as resp:
                 text = await resp.text()
                 if resp.status in RETRY_STATUS:
                     raise RetryableError(f"HTTP {resp.status}: {text[:200]}", endpoint_fault=resp.status >= 500)
@@ -154,16 +154,39 @@ class OpenAIEngine:
         return data
 
     async def complete(self, messages: list[dict], params: SamplingParams) -> Result:
-        body = self.payload(messages, params)
+        def parse(data: dict) -> Result:
+            result = parse_response(data, params.n)
+            if all(not c.text for c in result.completions) and all(c.finish_reason is None for c in result.completions):
+                raise RetryableError("empty 200 response (no text, no finish reason)", endpoint_fault=False)
+            return result
+
+        result, endpoint, latency, errors = await self._request(self.payload(messages, params), "/chat/completions", parse)
+        result.endpoint, result.latency_s, result.errors = endpoint, latency, errors
+        return result
+
+    async def score(self, token_ids: list[int], start: int, top_k: int) -> tuple[list[list[int]], list[list[float]]]:
+        """The model's top-k (ids, logprobs) at every position of `token_ids` from `start` on, predicting that
+        position's token: vLLM's `prompt_logprobs` on /completions, nothing generated (one token, discarded)."""
+        body = {"model": self.model, "prompt": token_ids, "max_tokens": 1, "temperature": 1.0, "prompt_logprobs": top_k}
+
+        def parse(data: dict):
+            positions = (data["choices"][0].get("prompt_logprobs") or [])
+            if len(positions) != len(token_ids):
+                raise EngineError(f"prompt_logprobs for {len(positions)} of {len(token_ids)} tokens "
+                                  "(is the server vLLM, started with --max-logprobs >= top_k?)")
+            return parse_prompt_logprobs(positions[start:], top_k)
+
+        result, *_ = await self._request(body, "/completions", parse)
+        return result
+
+    async def _request(self, body: dict, path: str, parse):
+        """(parsed answer, endpoint, latency, errors of earlier tries): one request with retries and failover."""
         errors: list[str] = []
         for attempt in range(self.cfg.max_retries + 1):
             endpoint = await self._pick()
             start = time.perf_counter()
             try:
-                data = await self._post(endpoint, body)
-                result = parse_response(data, params.n)
-                if all(not c.text for c in result.completions) and all(c.finish_reason is None for c in result.completions):
-                    raise RetryableError("empty 200 response (no text, no finish reason)", endpoint_fault=False)
+                parsed = parse(await self._post(endpoint, body, path))
             except RetryableError as exc:
                 errors.append(f"{endpoint.base_url}: {exc}")
                 if exc.endpoint_fault:
@@ -181,10 +204,7 @@ class OpenAIEngine:
             endpoint.consecutive_failures = 0
             endpoint.served += 1
             await self._release(endpoint)
-            result.endpoint = endpoint.base_url
-            result.latency_s = time.perf_counter() - start
-            result.errors = errors
-            return result
+            return parsed, endpoint.base_url, time.perf_counter() - start, errors
         raise EngineError(f"gave up after {self.cfg.max_retries + 1} tries; last: {errors[-1] if errors else '?'}")
 
 
@@ -202,12 +222,12 @@ def parse_response(data: dict, n: int) -> Result:
     completions = []
     for choice in choices:
         content = merged_content(choice.get("message") or {})
-        ids, logprobs = parse_logprobs(choice.get("logprobs"))
+        sampled, ids, logprobs = parse_logprobs(choice.get("logprobs"))
         token_ids = choice.get("token_ids")
         completions.append(Completion(
             text=content, finish_reason=choice.get("finish_reason"),
             completion_tokens=len(token_ids) if token_ids is not None else None,
-            top_logprob_ids=ids, top_logprobs=logprobs,
+            token_ids=sampled, top_logprob_ids=ids, top_logprobs=logprobs,
         ))
     usage = data.get("usage") or {}
     total = usage.get("completion_tokens")
@@ -219,15 +239,28 @@ def parse_response(data: dict, n: int) -> Result:
     return Result(completions=completions, prompt_tokens=usage.get("prompt_tokens"))
 
 
-def parse_logprobs(logprobs: dict | None) -> tuple[list[list[int]] | None, list[list[float]] | None]:
-    """Top-k logprobs per token, stored compactly as token ids and float logprobs."""
+def parse_logprobs(logprobs: dict | None) -> tuple[list[int] | None, list[list[int]] | None, list[list[float]] | None]:
+    """(sampled token ids, top-k ids per token, their logprobs) from a chat choice's `logprobs`."""
     if not logprobs or not logprobs.get("content"):
-        return None, None
-    ids, values = [], []
+        return None, None, None
+    sampled, ids, values = [], [], []
     for token in logprobs["content"]:
         top = token.get("top_logprobs") or []
+        sampled.append(token_id(token.get("token", "")))
         ids.append([token_id(t["token"]) for t in top])
         values.append([float(t["logprob"]) for t in top])
+    return sampled, ids, values
+
+
+def parse_prompt_logprobs(positions: list[dict | None], top_k: int) -> tuple[list[list[int]], list[list[float]]]:
+    """vLLM's prompt_logprobs ({token id: {logprob, rank}} per position, the actual token added when outside the
+    top k) -> the top-k ids and logprobs per position, by rank."""
+    ids, values = [], []
+    for position in positions:
+        ranked = sorted((position or {}).items(), key=lambda item: item[1].get("rank") or 0)
+        ranked = [(int(token), entry) for token, entry in ranked if (entry.get("rank") or top_k + 1) <= top_k][:top_k]
+        ids.append([token for token, _ in ranked])
+        values.append([float(entry["logprob"]) for _, entry in ranked])
     return ids, values
 
 

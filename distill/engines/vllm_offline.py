@@ -59,13 +59,14 @@ class VLLMEngine:
         for output, (_, params) in zip(outputs, batch):
             completions = []
             for sample in output.outputs:
-                ids = values = None
+                ids = values = sampled = None
                 if params.top_logprobs and sample.logprobs:
                     ranked = [sorted(step.items(), key=lambda kv: -kv[1].logprob)[: params.top_logprobs]
                               for step in sample.logprobs]
                     ids = [[token for token, _ in step] for step in ranked]
                     values = [[lp.logprob for _, lp in step] for step in ranked]
-                completions.append(Completion(sample.text, sample.finish_reason, len(sample.token_ids), ids, values))
+                    sampled = list(sample.token_ids)
+                completions.append(Completion(sample.text, sample.finish_reason, len(sample.token_ids), sampled, ids, values))
             results.append(Result(completions, prompt_tokens=len(output.prompt_token_ids), endpoint="local",
                                   latency_s=latency))
         return results

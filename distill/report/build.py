@@ -8,7 +8,7 @@ from pathlib import Path
 from distill.config import load_config
 from distill.io import atomic_write_json, atomic_write_text, replace_dir, staging_dir_for
 from distill.progress import say
-from distill.report import plots, tables
+from distill.report import methods, plots, tables
 from distill.report.config import ReportConfig
 from distill.report.document import Block, Details, Heading, Image, Paragraph
 from distill.report.html import render_html
@@ -35,14 +35,17 @@ def summary_markdown(report: ReportConfig | str | Path) -> str:
     benchmark) and, where the config names comparisons, the paired differences between students."""
     cfg = as_config(report)
     inputs = load_inputs(cfg)
-    return render_markdown(summary_blocks(inputs, headline(inputs, cfg))).strip()
+    return render_markdown(summary_blocks(inputs, headline(inputs, cfg), cfg)).strip()
 
 
-def summary_blocks(inputs: Inputs, numbers: Headline) -> list[Block]:
+def summary_blocks(inputs: Inputs, numbers: Headline, cfg: ReportConfig | None = None) -> list[Block]:
     blocks: list[Block] = [tables.summary_table(inputs, numbers)]
     if numbers.comparisons:
         blocks += [Paragraph("Paired differences between students (bootstrap over the problems both answered):"),
                    tables.comparisons_table(numbers)]
+    if cfg is not None and cfg.methods is not None:
+        blocks += [Paragraph("Methods at their cost (teacher tokens generated or scored, student steps summed over "
+                             "continued runs):"), methods.method_table(methods.method_rows(inputs, cfg), cfg.methods.control)]
     return blocks
 
 
@@ -54,7 +57,7 @@ def protocol_text(inputs: Inputs) -> str:
 
 
 def score_blocks(inputs: Inputs, numbers: Headline, cfg: ReportConfig) -> list[Block]:
-    blocks: list[Block] = [Heading("Summary"), *summary_blocks(inputs, numbers)]
+    blocks: list[Block] = [Heading("Summary"), *summary_blocks(inputs, numbers)]  # the methods table has its own section
     blocks += [Heading("Benchmarks"), Paragraph(
         "pass@1: the mean over n samples per problem, in percent, with its 95% CI; share of teacher: the student's "
         "pass@1 divided by the teacher's; cons@n: majority vote over n samples; student − teacher: the pass@1 "
@@ -84,6 +87,22 @@ def data_blocks(inputs: Inputs) -> list[Block]:
         return []
     return [Heading("Data"), Paragraph(f"Teacher traces from {run.dir}."), tables.data_overview_table(run),
             tables.rejection_table(run), tables.source_table(run)]
+
+
+def method_blocks(inputs: Inputs, cfg: ReportConfig, out_dir: Path) -> list[Block]:
+    if cfg.methods is None:
+        return []
+    bench = cfg.methods.benchmark or inputs.benchmarks[0]
+    rows = methods.method_rows(inputs, cfg)
+    blocks: list[Block] = [Heading("Methods"), Paragraph(
+        f"Each student's distillation method (a chain when it continued another student), on {bench}: teacher tokens "
+        "spent (generated for the SFT data, counted once, plus scored on-policy), student steps and training time "
+        f"summed over the chain, pass@1 with its 95% CI, and the paired difference to {cfg.methods.control}."),
+        methods.method_table(rows, cfg.methods.control)]
+    plot = methods.method_plot(rows, bench, out_dir)
+    if plot:
+        blocks.append(Image(plot, f"{bench} pass@1 against teacher tokens spent, per method; 95% CIs as error bars"))
+    return blocks
 
 
 def training_blocks(inputs: Inputs, out_dir: Path) -> list[Block]:
@@ -126,6 +145,7 @@ def build_report(cfg: ReportConfig) -> Path:
         + protocol_text(inputs))]
     blocks += score_blocks(inputs, numbers, cfg)
     blocks += plot_blocks(inputs, staging)
+    blocks += method_blocks(inputs, cfg, staging)
     blocks += data_blocks(inputs)
     blocks += training_blocks(inputs, staging)
     blocks += provenance_blocks(inputs)
@@ -133,7 +153,7 @@ def build_report(cfg: ReportConfig) -> Path:
 
     atomic_write_text(staging / "report.md", render_markdown(blocks))
     atomic_write_text(staging / "report.html", render_html(blocks, cfg.title, staging))
-    atomic_write_text(staging / "summary.md", render_markdown(summary_blocks(inputs, numbers)).strip() + "\n")
+    atomic_write_text(staging / "summary.md", render_markdown(summary_blocks(inputs, numbers, cfg)).strip() + "\n")
     atomic_write_json(staging / "headline.json", numbers.to_dict())
     run.finish(models=len(inputs.models), benchmarks=len(inputs.benchmarks))
     for path in staging.iterdir():  # atomic writes create files readable by their owner only; a report is for sharing

@@ -15,6 +15,14 @@ class TeacherEntry(Section):
 
 class StudentEntry(TeacherEntry):
     train_dir: str | None = None       # the student's training run directory (metrics.jsonl, train_summary.json)
+    continues: str | None = None       # the student whose model this run trained further: its steps and teacher cost count too
+
+
+class MethodsSection(Section):
+    """The method table: every student's method, teacher tokens spent and steps, against one control student."""
+
+    control: str                       # a student name: the others' paired differences are taken to it
+    benchmark: str | None = None       # default: the first benchmark
 
 
 class Comparison(Section):
@@ -38,6 +46,7 @@ class ReportConfig(Section):
     references: str | None = None      # published scores, e.g. eval/reference/r1-paper.yaml
     benchmarks: list[str] | None = None  # which benchmarks, in which order; default: the teacher's
     comparisons: list[Comparison] = []   # paired differences between students, beside each student vs the teacher
+    methods: MethodsSection | None = None  # a table and plot of distillation methods (sft, kd, on-policy) at their cost
     bootstrap: BootstrapSection = BootstrapSection()
 
     @model_validator(mode="after")

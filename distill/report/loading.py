@@ -53,6 +53,8 @@ class TrainSummary(Loose):
     wall_seconds: float
     parameters: int | None = None
     examples: int | None = None
+    method: str = "sft"
+    teacher_tokens_scored: int | None = None  # on-policy: completion tokens the teacher scored
 
 
 class CurationSummary(Loose):
@@ -113,6 +115,7 @@ class ModelRun:
     dir: Path
     results: ResultsFile
     training: TrainingRun | None = None
+    continues: str | None = None
     _lengths: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     @property
@@ -209,7 +212,8 @@ def load_model_run(entry: TeacherEntry, role: Literal["teacher", "student"]) -> 
         params = float(training.summary.parameters)
     else:
         params = None
-    return ModelRun(entry.name or results.model.label, role, params, directory, results, training)
+    return ModelRun(entry.name or results.model.label, role, params, directory, results, training,
+                    getattr(entry, "continues", None))
 
 
 def load_curation(run_dir: str | Path) -> CurationRun:
@@ -250,6 +254,15 @@ def load_inputs(cfg: ReportConfig) -> Inputs:
         for name in (pair.better, pair.worse):
             if name not in names:
                 raise UsageError(f"comparisons: unknown model {name!r} (expected one of: {', '.join(names)})")
+    student_names = [m.name for m in students]
+    for what, name in [("methods.control", cfg.methods and cfg.methods.control)] + [
+            (f"students ({m.name}).continues", m.continues) for m in students]:
+        if name and name not in student_names:
+            raise UsageError(f"{what}: unknown student {name!r} (expected one of: {', '.join(student_names)})")
+    if cfg.methods:
+        untrained = [m.name for m in students if not m.training]
+        if untrained:
+            raise UsageError(f"methods: the method table needs each student's train_dir (missing for {', '.join(untrained)})")
     benchmarks = cfg.benchmarks or list(teacher.benchmarks)
     missing = [b for b in benchmarks if b not in teacher.benchmarks]
     if missing:

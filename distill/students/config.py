@@ -73,13 +73,68 @@ class LoraSection(Section):
     merge: bool = True  # also write the adapter merged into a standalone model
 
 
+class TeacherSection(Section):
+    """The teacher a `kd` or `on-policy` run learns from: a local model, or a server (for teachers too big to sit beside
+    the student). Logit distillation compares token ids, so the teacher must share the student's tokenizer."""
+
+    # Local directory or Hub id. on-policy: loaded beside the student unless a server is named; kd and servers:
+    # the tokenizer checked against the student's.
+    model: HubIdOrPath | None = None
+    tokenizer: HubIdOrPath | None = None  # default: model
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    # A teacher behind an OpenAI-compatible vLLM server: a `distill serve` recipe (its base_url and served name),
+    # or the base URLs of running servers. Requests use generation's endpoint failover and retries.
+    serve: HubIdOrPath | None = None
+    base_urls: list[str] = Field(default_factory=list)
+    served_model_name: str | None = None  # default: the recipe's, else model
+    # Logprobs per position the server returns: vLLM's default cap (--max-logprobs 20).
+    top_k: int = Field(default=20, ge=1)
+    engine: dict[str, Any] = Field(default_factory=dict)  # more engine settings (timeout_s, max_retries, ...)
+
+    @property
+    def remote(self) -> bool:
+        return bool(self.serve or self.base_urls)
+
+
+class DistillationSection(Section):
+    """Knobs of the kd and on-policy losses. Each default names its source."""
+
+    # 0 = forward KL(teacher || student), 1 = reverse KL(student || teacher), between = generalized JSD.
+    # Default per method: kd 0 (Hinton et al. 2015: the student matches the teacher's soft targets on the teacher's
+    # text); on-policy 1 (TRL DistillationConfig default; Thinking Machines, "On-Policy Distillation", 2025, and
+    # Qwen3's on-policy stage use the reverse KL on the student's own samples).
+    beta: float | None = Field(default=None, ge=0, le=1)
+    # Softmax temperature of both distributions in the loss, and of on-policy sampling (TRL DistillationConfig: 1.0;
+    # GKD, Agarwal et al. 2024, samples the student at temperature 1).
+    temperature: float = Field(default=1.0, gt=0)
+    # kd: loss = (1 - kd_weight) * NLL + kd_weight * divergence (Hinton et al. 2015 average the hard- and
+    # soft-target losses; 0.5 weighs them equally).
+    kd_weight: float = Field(default=0.5, ge=0, le=1)
+    # Mass outside the teacher's top-k kept as one tail bucket (TRL ServerDistillationConfig.loss_add_tail default),
+    # else the k tokens are renormalised.
+    tail: bool = True
+    # on-policy: tokens the student samples per completion (TRL DistillationConfig default: 512).
+    max_completion_length: int = Field(default=512, ge=1)
+    # on-policy: share of batches on the student's own samples; the rest train on the teacher's traces from
+    # data.source, scored by the teacher all the same (GKD's lambda; 1.0 is TRL DistillationTrainer's pure on-policy).
+    lmbda: float = Field(default=1.0, ge=0, le=1)
+
+
+METHODS = ("sft", "kd", "on-policy")
+
+
 class StudentConfig(Section):
     name: str
     run_dir: str | None = None  # default: runs/students/<name>
+    # sft: supervised fine-tuning on the teacher's text; kd: plus a KL term to the teacher's stored top-k logprobs;
+    # on-policy: the student samples, the teacher scores every sampled token.
+    method: Literal["sft", "kd", "on-policy"] = "sft"
     model: ModelSection
     data: DataSection
     training: TrainingSection
     lora: LoraSection = Field(default_factory=LoraSection)
+    teacher: TeacherSection = Field(default_factory=TeacherSection)
+    distillation: DistillationSection = Field(default_factory=DistillationSection)
 
     @model_validator(mode="after")
     def _defaults(self) -> StudentConfig:
@@ -87,4 +142,14 @@ class StudentConfig(Section):
             self.run_dir = f"runs/students/{self.name}"
         if self.lora.quantization != "none" and not self.lora.enabled:
             raise ValueError("lora.quantization needs lora.enabled: true (QLoRA trains an adapter)")
+        if self.distillation.beta is None:
+            self.distillation.beta = 0.0 if self.method == "kd" else 1.0
+        if self.method != "sft" and not (self.teacher.model or self.teacher.tokenizer or self.teacher.remote):
+            raise ValueError(f"method {self.method}: teacher.model is required (a local teacher, or its tokenizer when the "
+                             "teacher is a server or its logprobs are stored)")
+        if self.method == "kd" and self.teacher.remote:
+            raise ValueError("method kd: learns from the logprobs stored with the traces; teacher.serve / "
+                             "teacher.base_urls are for on-policy")
+        if self.method != "sft" and self.training.packing:
+            raise ValueError(f"method {self.method}: training.packing must be false (the teacher's logprobs are per trace)")
         return self

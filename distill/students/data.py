@@ -32,8 +32,8 @@ def _load_local(path: Path, split: str) -> Dataset:
 
 
 def load_messages(source: str, split: str = "train", subset: str | None = None, messages_field: str = "messages",
-                  max_samples: int | None = None, shuffle_seed: int | None = 0) -> Dataset:
-    """A dataset with one column, `messages`, checked row by row (errors name the source and row)."""
+                  max_samples: int | None = None, shuffle_seed: int | None = 0, extra_columns=()) -> Dataset:
+    """A dataset with the column `messages` (and `extra_columns`), checked row by row (errors name the source and row)."""
     try:
         if looks_like_local_path(source):
             dataset = _load_local(Path(source).expanduser(), split)
@@ -50,6 +50,9 @@ def load_messages(source: str, split: str = "train", subset: str | None = None, 
             f"data.source: {source} has no column {messages_field!r} (columns: {', '.join(dataset.column_names)}); "
             "set data.messages_field"
         )
+    missing = [c for c in extra_columns if c not in dataset.column_names]
+    if missing:
+        raise UsageError(f"data.source: {source} has no column(s) {', '.join(missing)} (columns: {', '.join(dataset.column_names)})")
     if messages_field != "messages":
         dataset = dataset.rename_column(messages_field, "messages")
     if "trace_id" in dataset.column_names:
@@ -58,7 +61,7 @@ def load_messages(source: str, split: str = "train", subset: str | None = None, 
         with warnings.catch_warnings():  # datasets' sort passes pyarrow an option it deprecated; nothing for users to do
             warnings.filterwarnings("ignore", "Specifying null_placement", FutureWarning)
             dataset = dataset.sort("trace_id")
-    dataset = dataset.select_columns(["messages"])
+    dataset = dataset.select_columns(["messages", *extra_columns])
     if shuffle_seed is not None:
         dataset = dataset.shuffle(seed=shuffle_seed)
     if max_samples is not None:

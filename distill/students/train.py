@@ -1,4 +1,9 @@
-"""`distill train students/<run>.yaml`: TRL SFT of a student on chat traces, full or LoRA, resumable."""
+"""`distill train students/<run>.yaml`: a student trained with TRL, full or LoRA, resumable.
+
+The method picks the trainer: `sft` (SFTTrainer on chat traces), `kd` (SFT plus the stored teacher logprobs,
+students/kd.py) or `on-policy` (the teacher scores the student's samples, students/onpolicy.py). Run directory,
+resume, manifest, progress and summary are the same for all three.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,10 @@ from distill.students import chat
 from distill.students.callbacks import ProgressCallback
 from distill.students.checkpoints import last_complete_checkpoint
 from distill.students.config import StudentConfig
+from distill.students import teachers
 from distill.students.data import content_digest, load_messages
+from distill.students.kd import KD_COLUMNS, KDCollator, KDTrainer, tokenize_kd
+from distill.students.onpolicy import OnPolicyTrainer, prompts_dataset
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32, "auto": "auto"}
 
@@ -64,16 +72,36 @@ def sft_args(cfg: StudentConfig, setup: chat.ChatSetup, on_gpu: bool):
     from trl import SFTConfig
 
     t = cfg.training
-    bf16 = t.bf16 and on_gpu
-    if t.bf16 and not on_gpu:
-        say("no GPU: training in float32 (bf16 needs a GPU)")
     known = dict(
-        output_dir=str(Path(cfg.run_dir) / "checkpoints"),
         max_length=t.max_length,
         packing=t.packing,
         assistant_only_loss=t.assistant_only_loss,
         chat_template_path=setup.chat_template_path,
         eos_token=setup.eos_token,
+        dataset_num_proc=t.dataset_num_proc,
+    )
+    if cfg.method == "kd":  # rows come tokenized, with the teacher's logprobs beside them (students/kd.py)
+        known.update(assistant_only_loss=False, dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False)
+    return trainer_args(SFTConfig, cfg, on_gpu, known)
+
+
+def on_policy_args(cfg: StudentConfig, on_gpu: bool):
+    from trl import DistillationConfig
+
+    d = cfg.distillation
+    return trainer_args(DistillationConfig, cfg, on_gpu, dict(
+        beta=d.beta, temperature=d.temperature, max_completion_length=d.max_completion_length))
+
+
+def trainer_args(config_class, cfg: StudentConfig, on_gpu: bool, specific: dict):
+    """The TrainingArguments every method shares, plus the method's own (`specific`) and `training.extra`."""
+    t = cfg.training
+    bf16 = t.bf16 and on_gpu
+    if t.bf16 and not on_gpu:
+        say("no GPU: training in float32 (bf16 needs a GPU)")
+    known = dict(
+        output_dir=str(Path(cfg.run_dir) / "checkpoints"),
+        **specific,
         num_train_epochs=t.num_train_epochs,
         max_steps=t.max_steps,
         per_device_train_batch_size=t.per_device_train_batch_size,
@@ -93,16 +121,15 @@ def sft_args(cfg: StudentConfig, setup: chat.ChatSetup, on_gpu: bool):
         seed=t.seed,
         data_seed=t.seed,
         dataloader_num_workers=t.dataloader_num_workers,
-        dataset_num_proc=t.dataset_num_proc,
         report_to=t.report_to or "none",
         disable_tqdm=True,
         ddp_find_unused_parameters=False,  # dense students use every parameter; the search costs a graph walk
         use_cpu=not on_gpu,
     )
     try:
-        return SFTConfig(**{**known, **t.extra})
+        return config_class(**{**known, **t.extra})
     except (TypeError, ValueError) as exc:
-        raise UsageError(f"training: invalid SFT settings: {str(exc).splitlines()[0]}") from None
+        raise UsageError(f"training: invalid {cfg.method} settings: {str(exc).splitlines()[0]}") from None
 
 
 # Settings that may change between a crash and the resume: they do not change what is trained.
@@ -113,13 +140,17 @@ def fingerprint(cfg: StudentConfig, data_content: str) -> dict:
     """What may not change when a run resumes from its checkpoints: everything that shapes training,
     the training rows themselves included (`data_content`, from `content_digest`)."""
     training = {k: v for k, v in cfg.training.model_dump(mode="json").items() if k not in RESUME_SAFE}
-    return {
+    shape = {
         "model": cfg.model.model_dump(mode="json"),
         "data": cfg.data.model_dump(mode="json"),
         "data_content": data_content,
         "training": training,
         "lora": cfg.lora.model_dump(mode="json"),
     }
+    if cfg.method != "sft":  # where the teacher is served may change between a crash and the resume; who it is may not
+        shape.update(method=cfg.method, distillation=cfg.distillation.model_dump(mode="json"),
+                     teacher=cfg.teacher.model_dump(mode="json", include={"model", "tokenizer", "served_model_name", "top_k"}))
+    return shape
 
 
 @dataclass
@@ -131,17 +162,16 @@ class Prepared:
 
 
 def prepare(cfg: StudentConfig) -> Prepared:
-    """Validate everything that can fail fast, then build the SFTTrainer for this run."""
-    from trl import SFTTrainer
-
+    """Validate everything that can fail fast, then build this run's trainer."""
     run_dir = Path(cfg.run_dir)
     on_gpu = torch.cuda.is_available()
     model_config = _load_model_config(cfg)
     setup = chat.resolve(cfg.model.family, getattr(model_config, "model_type", None),
                          cfg.model.chat_template, cfg.model.eos_token, cfg.model.pad_token)
     dataset = load_messages(cfg.data.source, cfg.data.split, cfg.data.subset, cfg.data.messages_field,
-                            cfg.data.max_samples, cfg.data.shuffle_seed)
-    args = sft_args(cfg, setup, on_gpu)
+                            cfg.data.max_samples, cfg.data.shuffle_seed,
+                            extra_columns=KD_COLUMNS if cfg.method == "kd" else ())
+    args = on_policy_args(cfg, on_gpu) if cfg.method == "on-policy" else sft_args(cfg, setup, on_gpu)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.name_or_path, revision=cfg.model.revision,
                                               trust_remote_code=cfg.model.trust_remote_code)
     for key, token in (("eos_token", setup.eos_token), ("pad_token", setup.pad_token)):
@@ -149,6 +179,7 @@ def prepare(cfg: StudentConfig) -> Prepared:
             raise UsageError(f"model.{key}: {token!r} is not in the tokenizer of {cfg.model.name_or_path}")
     if setup.pad_token:
         tokenizer.pad_token = setup.pad_token  # TRL mirrors it onto the model config
+    teacher = teachers.resolve(cfg, tokenizer) if cfg.method != "sft" else None
     run = Run(run_dir, "train", cfg, fingerprint(cfg, content_digest(dataset))).start()
 
     dtype = DTYPES[cfg.model.dtype] if on_gpu else torch.float32
@@ -157,10 +188,27 @@ def prepare(cfg: StudentConfig) -> Prepared:
         dtype=dtype, attn_implementation=cfg.model.attn_implementation,
         quantization_config=_quantization(cfg), **cfg.model.config_overrides,
     )
-    trainer = SFTTrainer(
-        model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-        peft_config=_peft_config(cfg), callbacks=[ProgressCallback(run_dir / "metrics.jsonl", cfg.name)],
-    )
+    common = dict(model=model, args=args, processing_class=tokenizer, peft_config=_peft_config(cfg),
+                  callbacks=[ProgressCallback(run_dir / "metrics.jsonl", cfg.name)])
+    d = cfg.distillation
+    if cfg.method == "sft":
+        from trl import SFTTrainer
+
+        trainer = SFTTrainer(train_dataset=dataset, **common)
+    elif cfg.method == "kd":
+        chat_template = Path(setup.chat_template_path).read_text(encoding="utf-8") if setup.chat_template_path else None
+        rows = tokenize_kd(dataset, tokenizer, chat_template, tokenizer.convert_tokens_to_ids(tokenizer.eos_token
+                           if not setup.eos_token else setup.eos_token), cfg.training.max_length, cfg.data.source)
+        trainer = KDTrainer(train_dataset=rows, data_collator=KDCollator(tokenizer.pad_token_id), kd_weight=d.kd_weight,
+                            beta=d.beta, temperature=d.temperature, tail=d.tail, **common)
+    else:
+        if setup.chat_template_path:  # DistillationTrainer renders prompts with the tokenizer's own template
+            tokenizer.chat_template = Path(setup.chat_template_path).read_text(encoding="utf-8")
+        if setup.eos_token:
+            tokenizer.eos_token = setup.eos_token  # sampling stops at the end of the turn
+        tokenizer.padding_side = "left"
+        trainer = OnPolicyTrainer(teacher_model=teacher.model, train_dataset=prompts_dataset(dataset, cfg.data.source),
+                                  lmbda=d.lmbda, scorer=teacher.scorer, tail=d.tail, **common)
     trainer.remove_callback(PrinterCallback)  # our ProgressCallback prints instead of raw log dicts
     return Prepared(trainer, run, dataset, last_complete_checkpoint(args.output_dir))
 
@@ -192,7 +240,15 @@ def train(cfg: StudentConfig) -> Path:
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
         "lora": cfg.lora.enabled,
         "world_size": trainer.args.world_size,
+        "method": cfg.method,
     }
+    if cfg.method == "on-policy":
+        summary.update(teacher=cfg.teacher.served_model_name or cfg.teacher.model or cfg.teacher.serve,
+                       teacher_tokens_scored=trainer.teacher_tokens, off_policy_batches=trainer.off_policy_batches)
+        if trainer.scorer is not None:
+            trainer.scorer.close()
+    elif cfg.method == "kd":
+        summary.update(teacher=cfg.teacher.model or cfg.teacher.tokenizer)
     if not trainer.accelerator.is_main_process:
         return final
     atomic_write_json(run_dir / "train_summary.json", summary)

@@ -112,7 +112,7 @@ async def _generate(cfg: GenerateConfig, prompts: list[Prompt], todo: list[tuple
                 traces.append(Trace(**base, sample_index=index, response=c.text, finish_reason=c.finish_reason,
                                     prompt_tokens=result.prompt_tokens, completion_tokens=c.completion_tokens,
                                     latency_s=result.latency_s, endpoint=result.endpoint,
-                                    top_logprob_ids=c.top_logprob_ids, top_logprobs=c.top_logprobs))
+                                    token_ids=c.token_ids, top_logprob_ids=c.top_logprob_ids, top_logprobs=c.top_logprobs))
             else:  # the server returned fewer choices than asked: the missing ones are failures
                 traces.append(Trace(**base, sample_index=index, status="failed",
                                     error=f"server returned {len(result.completions)} of {len(indices)} samples"))

@@ -1,0 +1,102 @@
+"""The method table and plot: what each distillation method bought (pass@1) for what it cost (teacher tokens, steps).
+
+A student that `continues` another carries that student's steps, wall time and teacher tokens: an on-policy run
+after SFT has spent both. Teacher tokens are those generated for the SFT data (the whole generation run, rejected
+samples included, counted once: a continuation on the same traces spends nothing new) plus those the teacher
+scored on-policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from distill.progress import fmt_count, fmt_duration
+from distill.report.document import Table
+from distill.report.loading import Inputs, ModelRun
+from distill.report.stats import PairedDifference, compare
+from distill.report.tables import DASH, difference, interval
+
+
+@dataclass
+class MethodRow:
+    student: str
+    methods: list[str]           # the chain, first stage first
+    teacher_tokens: int | None
+    steps: int
+    wall_seconds: float
+    pass_at_1: float
+    ci95: tuple[float, float]
+    vs_control: PairedDifference | None
+
+
+def lineage(model: ModelRun, inputs: Inputs) -> list[ModelRun]:
+    chain, seen = [model], {model.name}
+    while chain[0].continues:
+        parent = inputs.model(chain[0].continues)
+        if parent.name in seen:
+            break
+        chain.insert(0, parent)
+        seen.add(parent.name)
+    return chain
+
+
+def teacher_tokens(chain: list[ModelRun], inputs: Inputs) -> int | None:
+    generated = inputs.curation.generation.completion_tokens if inputs.curation and inputs.curation.generation else None
+    total = generated if chain[0].training.summary.method in ("sft", "kd") else 0
+    for stage in chain:
+        scored = stage.training.summary.teacher_tokens_scored
+        if stage.training.summary.method == "on-policy":
+            if scored is None:
+                return None
+            total = (total or 0) + scored
+    return total
+
+
+def method_rows(inputs: Inputs, cfg) -> list[MethodRow]:
+    bench = cfg.methods.benchmark or inputs.benchmarks[0]
+    control = inputs.model(cfg.methods.control)
+    rows = []
+    for model in inputs.students:
+        if bench not in model.benchmarks:
+            continue
+        chain = lineage(model, inputs)
+        result = model.benchmarks[bench]
+        rows.append(MethodRow(
+            student=model.name, methods=[m.training.summary.method for m in chain],
+            teacher_tokens=teacher_tokens(chain, inputs),
+            steps=sum(m.training.summary.steps for m in chain),
+            wall_seconds=sum(m.training.summary.wall_seconds for m in chain),
+            pass_at_1=result.pass_at_1, ci95=tuple(result.ci95),
+            vs_control=None if model is control else compare(model, control, bench, cfg)))
+    return rows
+
+
+def method_table(rows: list[MethodRow], control: str) -> Table:
+    body = [[r.student, " → ".join(r.methods), DASH if r.teacher_tokens is None else fmt_count(r.teacher_tokens),
+             f"{r.steps:,}", fmt_duration(r.wall_seconds), f"{r.pass_at_1:.1f} {interval(r.ci95)}",
+             "control" if r.student == control else difference(r.vs_control)] for r in rows]
+    return Table(["student", "method", "teacher tokens", "student steps", "training time", "pass@1 (95% CI)",
+                  f"vs {control} (paired 95% CI)"], body, numeric=[False, False, True, True, True, True, True])
+
+
+def method_plot(rows: list[MethodRow], bench: str, out_dir: Path) -> str | None:
+    shown = [r for r in rows if r.teacher_tokens]
+    if not shown:
+        return None
+    fig = Figure(figsize=(6.5, 4.2), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    for index, r in enumerate(shown):
+        color = f"C{index % 10}"
+        ax.errorbar([r.teacher_tokens], [r.pass_at_1], yerr=[[r.pass_at_1 - r.ci95[0]], [r.ci95[1] - r.pass_at_1]],
+                    fmt="o", color=color, capsize=3, label=f"{r.student} ({' → '.join(r.methods)})")
+    ax.set_xscale("log")
+    ax.set_xlabel("teacher tokens spent (generated + scored)")
+    ax.set_ylabel(f"{bench} pass@1 (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    path = out_dir / "methods.png"
+    fig.savefig(path, format="png", dpi=100)
+    return path.name
