@@ -159,10 +159,10 @@ def cmd_toy_check(args) -> None:
 COMMANDS = {
     "generate": (cmd_generate, "sample k traces per prompt from the teacher (resumable)", "teacher/runs/<run>.yaml"),
     "curate": (cmd_curate, "verify, filter, dedup and decontaminate traces into the SFT set", "teacher/runs/<run>.yaml"),
-    "train": (cmd_train, "fine-tune a student on chat traces (TRL SFT, full or LoRA)", "students/<run>.yaml"),
+    "train": (cmd_train, "train a student with TRL: sft, kd on stored logprobs, or on-policy from a teacher", "students/<run>.yaml"),
     "eval": (cmd_eval, "evaluate one model on a benchmark suite (lm-eval, R1 protocol): model=PATH", "eval/suites/r1.yaml"),
     "report": (cmd_report, "turn eval, curation and training runs into report.md and report.html", "eval/report.yaml"),
-    "demo": (cmd_demo, "the whole pipeline on the toy world: teacher, curation, two students, eval, report", "configs/demo.yaml"),
+    "demo": (cmd_demo, "the whole toy pipeline: teacher, curation, students (sft, on-policy), eval, report", "configs/demo.yaml"),
     "toy-world": (cmd_toy_world, "build the toy world: task data, tokenizer, tiny base models", "configs/toy-world.yaml"),
     "toy-teacher": (cmd_toy_teacher, "build the toy world and train the toy teacher with the students stage "
                     "(overrides prefixed recipe. go to the teacher's student recipe)", "configs/toy-world.yaml"),

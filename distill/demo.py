@@ -1,7 +1,9 @@
 """`distill demo configs/demo.yaml`: the whole pipeline on the toy world, stage by stage through the real CLI.
 
 teacher (serve + generate k samples per prompt) -> curate (rejection sampling) and an unfiltered copy ->
-two students trained side by side -> eval of the teacher and both students -> report. Each stage is the
+two students trained side by side -> the curated student trained further, by on-policy distillation from a
+stronger same-tokenizer teacher and, as the control, by as many SFT steps -> eval of the teacher and the four
+students -> report. Each stage is the
 same `distill <stage>` command a user runs; this module only chains them, times them and checks the
 outcome that distillation is supposed to show.
 """
@@ -39,6 +41,12 @@ class DemoConfig(Section):
     eval_engine: Literal["hf", "vllm"] = "hf"  # hf: in process, no server start-up per model
     eval_limit: int | None = Field(default=None, ge=1)  # held-out problems (default: all)
     eval_samples: int = Field(default=8, ge=1)  # samples per eval problem: the paired CI needs them
+    # The second stage: the curated student continued by on-policy distillation, and by SFT (the control).
+    on_policy: str = "students/toy-student-on-policy.yaml"
+    sft_control: str = "students/toy-student-sft-control.yaml"
+    second_teacher: str = "toy/teacher-long"  # the on-policy teacher, built where missing (one-time)
+    second_teacher_recipe: str = "students/toy-teacher-long.yaml"
+    second_steps: int | None = Field(default=None, ge=1)  # both continuations (default: their recipes' max_steps)
     report: str = "eval/report-toy.yaml"
     out: str = "runs"  # every run of the demo goes under this directory
     readme: str | None = None  # a file whose demo-table markers get the report's summary (table and paired differences)
@@ -79,14 +87,19 @@ def served_teacher(cfg: DemoConfig, engine: str):
         subprocess.run(distill_cmd("serve", *serve_args, "--stop"))
 
 
-def train_students(cfg: DemoConfig, sources: dict[str, Path]) -> float:
-    """Both students at once, one core each (OMP_NUM_THREADS=1): the CPU has two."""
+def student_args(cfg: DemoConfig, name: str, recipe: str, source: Path, steps: int | None) -> list[str]:
+    args = ["train", recipe, f"name={name}", f"run_dir={Path(cfg.out) / 'students' / name}", f"data.source={source}"]
+    if steps:
+        # logging_steps: a loss curve even for short runs
+        args += [f"training.max_steps={steps}", f"training.logging_steps={max(1, min(50, steps // 20))}"]
+    return args
+
+
+def train_students(cfg: DemoConfig, runs: dict[str, list[str]]) -> float:
+    """Two students at once, one core each (OMP_NUM_THREADS=1): the CPU has two."""
     started = time.time()
     procs = {}
-    for name, source in sources.items():
-        args = ["train", cfg.student, f"name={name}", f"run_dir={Path(cfg.out) / 'students' / name}",
-                f"data.source={source}", f"training.max_steps={cfg.steps}",
-                f"training.logging_steps={max(1, min(50, cfg.steps // 20))}"]  # a loss curve even for short runs
+    for name, args in runs.items():
         say(f"[demo] train {name}: distill {' '.join(args)}")
         procs[name] = subprocess.Popen(distill_cmd(*args), env={**os.environ, "OMP_NUM_THREADS": "1"})
     failed = [name for name, proc in procs.items() if proc.wait() != 0]
@@ -102,6 +115,10 @@ def demo(cfg: DemoConfig) -> Path:
     started = time.time()
     if not (Path(cfg.teacher) / "toy_teacher.json").exists():
         timings["toy teacher (one-time build)"] = run_stage("build the toy teacher", "toy-teacher", cfg.world)
+    if not (Path(cfg.second_teacher) / "toy_teacher.json").exists():
+        timings["second-stage teacher (one-time build)"] = run_stage(
+            "build the second-stage teacher", "toy-teacher", cfg.world, f"teacher_recipe={cfg.second_teacher_recipe}",
+            f"teacher_dir={cfg.second_teacher}")
     timings["toy world"] = run_stage("toy world", "toy-world", cfg.world)
 
     run_dir = out / "teacher" / "toy"
@@ -118,7 +135,16 @@ def demo(cfg: DemoConfig) -> Path:
         "curate.language.enabled=false", "curate.repetition.enabled=false", "curate.decontamination.enabled=false")
 
     students = {"toy-student-curated": run_dir / "curated", "toy-student-unfiltered": run_dir / "unfiltered"}
-    timings["train both students"] = train_students(cfg, students)
+    timings["train both students"] = train_students(cfg, {name: student_args(cfg, name, cfg.student, source, cfg.steps)
+                                                          for name, source in students.items()})
+    start = out / "students" / "toy-student-curated" / "model"
+    second = {"toy-student-on-policy": (cfg.on_policy, run_dir / "unfiltered"),  # every prompt; samples its own answers
+              "toy-student-sft-control": (cfg.sft_control, run_dir / "curated")}
+    timings["continue the curated student"] = train_students(cfg, {
+        name: student_args(cfg, name, recipe, source, cfg.second_steps) + [f"model.name_or_path={start}"]
+        + ([f"teacher.model={cfg.second_teacher}"] if name.endswith("on-policy") else [])
+        for name, (recipe, source) in second.items()})
+    students.update(second)
 
     eval_args = [f"output_dir={out / 'eval'}", f"model.engine={cfg.eval_engine}", f"benchmarks.0.samples={cfg.eval_samples}"]
     eval_args += [f"benchmarks.0.limit={cfg.eval_limit}"] if cfg.eval_limit else []
@@ -132,6 +158,8 @@ def demo(cfg: DemoConfig) -> Path:
                    f"curation_dir={run_dir}"]
     for index, name in enumerate(students):
         report_args += [f"students.{index}.eval_dir={out / 'eval' / name}", f"students.{index}.train_dir={out / 'students' / name}"]
+        if name in second:
+            report_args.append(f"students.{index}.continues=toy-student-curated")
     timings["report"] = run_stage("report", "report", cfg.report, *report_args)
 
     total = time.time() - started
@@ -165,25 +193,31 @@ def update_readme(readme: Path, table: str) -> None:
 
 
 def check_outcome(cfg: DemoConfig, report: str, report_args: list[str]) -> bool:
-    """What distillation must show on the toy: the filtered student near the teacher, and ahead of the unfiltered one."""
+    """What distillation must show on the toy: the filtered student near the teacher, and ahead of the unfiltered one;
+    the student continued on-policy ahead of the one continued by as many SFT steps."""
     from distill.config import load_config
     from distill.report import headline_numbers
     from distill.report.config import ReportConfig
 
     numbers = headline_numbers(load_config(report, ReportConfig, report_args))
     toy = numbers["benchmarks"].get("toy", {})
-    comparison = next((c for c in numbers["comparisons"]
-                       if (c["better"], c["worse"], c["benchmark"]) == ("toy-student-curated", "toy-student-unfiltered", "toy")), None)
-    if comparison is None or not {"toy-teacher", "toy-student-curated", "toy-student-unfiltered"} <= toy.keys():
+    if not {"toy-teacher", "toy-student-curated", "toy-student-unfiltered"} <= toy.keys():
         raise UsageError(f"{report}: the demo's checks need benchmark 'toy' for toy-teacher, toy-student-curated and "
-                         "toy-student-unfiltered, and the comparison {better: toy-student-curated, worse: toy-student-unfiltered}")
+                         "toy-student-unfiltered")
     curated, unfiltered, teacher = toy["toy-student-curated"], toy["toy-student-unfiltered"], toy["toy-teacher"]
     share = curated["share_of_teacher"] or 0.0  # None: the teacher scored 0
     share_ok = share >= cfg.min_share_of_teacher
     say(f"[demo] teacher pass@1 {teacher['pass@1']:.1f}%; curated student {curated['pass@1']:.1f}% "
         f"({100 * share:.0f}% of the teacher: {'ok' if share_ok else 'FAILED'}, "
         f"needs {100 * cfg.min_share_of_teacher:.0f}%); unfiltered student {unfiltered['pass@1']:.1f}%")
-    lo, hi = comparison["ci95"]
-    say(f"[demo] curated - unfiltered: {comparison['diff']:+.1f} points (paired 95% CI {lo:+.1f} to {hi:+.1f}): "
-        f"{'ok, excludes zero' if comparison['excludes_zero'] and comparison['diff'] > 0 else 'FAILED, does not exclude zero'}")
-    return share_ok and comparison["excludes_zero"] and comparison["diff"] > 0
+    ok = share_ok
+    for better, worse in (("toy-student-curated", "toy-student-unfiltered"), ("toy-student-on-policy", "toy-student-sft-control")):
+        found = next((c for c in numbers["comparisons"] if (c["better"], c["worse"], c["benchmark"]) == (better, worse, "toy")), None)
+        if found is None:
+            raise UsageError(f"{report}: the demo's checks need the comparison {{better: {better}, worse: {worse}}} on 'toy'")
+        lo, hi = found["ci95"]
+        passed = found["excludes_zero"] and found["diff"] > 0
+        say(f"[demo] {better.removeprefix('toy-student-')} - {worse.removeprefix('toy-student-')}: {found['diff']:+.1f} points "
+            f"(paired 95% CI {lo:+.1f} to {hi:+.1f}): {'ok, excludes zero' if passed else 'FAILED, does not exclude zero'}")
+        ok = ok and passed
+    return ok

@@ -108,6 +108,11 @@ class Run:
             atomic_write_json(self.manifest_path, self.manifest)
         return self
 
+    def completed(self) -> bool:
+        """The directory holds this very run (same fingerprint), finished."""
+        previous = self._previous_manifest()
+        return bool(previous) and previous.get("status") == "completed" and previous.get("fingerprint") == self.fingerprint
+
     def _previous_manifest(self) -> dict[str, Any] | None:
         if not self.manifest_path.exists():
             return None

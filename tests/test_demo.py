@@ -19,19 +19,57 @@ def demo_run(tmp_path_factory):
     readme = out / "README.md"
     readme.write_text(f"# Demo\n\n{README_START}\nstale table\n{README_END}\n\nAfter.\n")
     done = run_cli("demo", ROOT / "configs" / "demo.yaml", f"out={out}", "engine=hf", "prompts=24", "samples=2",
-                   "steps=40", "eval_limit=16", "eval_samples=2", f"readme={readme}", timeout=1500)
+                   "steps=40", "second_steps=6", "eval_limit=16", "eval_samples=2", f"readme={readme}", timeout=1500)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return out, done.stdout
 
 
 def test_demo_runs_every_stage_and_ends_with_the_report_path(demo_run):
     out, log = demo_run
-    stages = ["sample the teacher", "curate (rejection sampling)", "all traces, unfiltered", "train toy-student-curated",
-              "train toy-student-unfiltered", "eval toy-teacher", "eval toy-student-curated", "eval toy-student-unfiltered", "report"]
+    students = ["toy-student-curated", "toy-student-unfiltered", "toy-student-on-policy", "toy-student-sft-control"]
+    stages = ["sample the teacher", "curate (rejection sampling)", "all traces, unfiltered", *(f"train {s}" for s in students),
+              "eval toy-teacher", *(f"eval {s}" for s in students), "report"]
     for stage in stages:
         assert f"[demo] {stage}" in log, stage
     assert log.strip().splitlines()[-1].startswith("[demo] done in") and str(out / "report" / "toy" / "report.html") in log
-    assert "[demo] curated - unfiltered:" in log
+    assert "[demo] curated - unfiltered:" in log and "[demo] on-policy - sft-control:" in log
+
+
+def test_the_second_stage_continues_the_curated_student_on_policy_and_by_sft(demo_run):
+    out, _ = demo_run
+    import yaml
+
+    curated = out / "students" / "toy-student-curated" / "model"
+    for name, method in (("toy-student-on-policy", "on-policy"), ("toy-student-sft-control", "sft")):
+        run = out / "students" / name
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        summary = json.loads((run / "train_summary.json").read_text())
+        assert config["model"]["name_or_path"] == str(curated) and config["method"] == method
+        assert summary["steps"] == 6 and summary["method"] == method
+    on_policy = json.loads((out / "students" / "toy-student-on-policy" / "train_summary.json").read_text())
+    assert on_policy["teacher"] == "toy/teacher-long" and on_policy["teacher_tokens_scored"] > 0
+    control = yaml.safe_load((out / "students" / "toy-student-sft-control" / "config.yaml").read_text())
+    assert control["training"]["per_device_train_batch_size"] == yaml.safe_load(
+        (out / "students" / "toy-student-on-policy" / "config.yaml").read_text())["training"]["per_device_train_batch_size"]
+
+
+def test_the_report_has_the_method_table_at_its_cost(demo_run):
+    out, _ = demo_run
+    report = out / "report" / "toy"
+    markdown = (report / "report.md").read_text()
+    generated = json.loads((out / "teacher" / "toy" / "generate_summary.json").read_text())["completion_tokens"]
+    scored = json.loads((out / "students" / "toy-student-on-policy" / "train_summary.json").read_text())["teacher_tokens_scored"]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
+            for line in markdown.split("## Methods", 1)[1].splitlines() if line.startswith("| toy-student")}
+    assert rows["toy-student-sft-control"][1] == "sft → sft" and rows["toy-student-sft-control"][6] == "control"
+    assert rows["toy-student-on-policy"][1] == "sft → on-policy"
+    assert rows["toy-student-on-policy"][3] == f"{40 + 6:,}" and rows["toy-student-curated"][3] == "40"
+    from distill.progress import fmt_count
+
+    assert rows["toy-student-on-policy"][2] == fmt_count(generated + scored)
+    assert rows["toy-student-sft-control"][2] == rows["toy-student-curated"][2] == fmt_count(generated)
+    assert (report / "methods.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Methods at their cost" in (report / "summary.md").read_text()
 
 
 def test_curation_counts_add_up_and_the_unfiltered_set_keeps_every_trace(demo_run):
@@ -93,9 +131,10 @@ def test_checks_on_a_report_without_the_toy_comparison_are_a_clear_error(demo_ru
 
     out, _ = demo_run
     report_args = [f"teacher.eval_dir={out / 'eval' / 'toy-teacher'}", f"curation_dir={out / 'teacher' / 'toy'}"]
-    for index, name in enumerate(("toy-student-curated", "toy-student-unfiltered")):
+    names = ("toy-student-curated", "toy-student-unfiltered", "toy-student-on-policy", "toy-student-sft-control")
+    for index, name in enumerate(names):
         report_args += [f"students.{index}.eval_dir={out / 'eval' / name}", f"students.{index}.train_dir={out / 'students' / name}"]
     report = str(ROOT / "eval" / "report-toy.yaml")
     assert isinstance(check_outcome(DemoConfig(), report, report_args), bool)  # the demo's own config: no error
-    with pytest.raises(UsageError, match="the demo's checks need benchmark 'toy'.*comparison"):
+    with pytest.raises(UsageError, match="the demo's checks need the comparison .better: toy-student-curated"):
         check_outcome(DemoConfig(), report, report_args + ["comparisons=[]"])

@@ -53,3 +53,18 @@ def test_accelerate_configs_load(path):
 
 def test_slurm_template_is_valid_bash():
     subprocess.run(["bash", "-n", str(ROOT / "configs" / "slurm" / "train.sbatch")], check=True)
+
+
+@pytest.mark.parametrize("student, teacher", [("qwen-7b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"),
+                                              ("llama-8b", "deepseek-ai/DeepSeek-R1-Distill-Llama-70B")])
+def test_two_stage_recipes_distill_on_policy_from_a_served_same_tokenizer_teacher(student, teacher, toy_world):
+    from distill.teacher.serve import ServeConfig
+
+    cfg = load_config(ROOT / "students" / f"r1-distill-{student}-on-policy.yaml", StudentConfig,
+                      [f"data.source={toy_world / 'sft'}"])
+    assert cfg.method == "on-policy" and cfg.teacher.tokenizer == teacher
+    serve = load_config(ROOT / cfg.teacher.serve, ServeConfig)
+    assert serve.model == teacher and serve.args["max-logprobs"] >= cfg.teacher.top_k
+    # The starting point is the stage-1 SFT model of the same family (the one-stage recipe's base, distilled).
+    one_stage = load_config(ROOT / "students" / f"r1-distill-{student}.yaml", StudentConfig, [f"data.source={toy_world / 'sft'}"])
+    assert cfg.model.family == one_stage.model.family

@@ -44,6 +44,18 @@ def test_full_finetune_changes_every_layer_and_writes_run_files(tmp_path, toy_wo
     assert summary["steps"] == 8 and summary["tokens"] > 0
 
 
+def test_rerun_of_a_finished_run_trains_nothing(tmp_path, toy_world, capsys):
+    """`make demo` reruns every stage: a finished student keeps its weights and its summary (steps, wall time)."""
+    cfg = load_config(student_yaml(tmp_path / "s.yaml", toy_world, tmp_path / "run", max_steps=4, save_steps=2), StudentConfig)
+    model_dir = train(cfg)
+    summary = (tmp_path / "run" / "train_summary.json").read_text()
+    weights_file = model_dir / "model.safetensors"
+    written = weights_file.stat().st_mtime_ns
+    assert train(load_config(tmp_path / "s.yaml", StudentConfig, ["training.logging_steps=1"])) == model_dir
+    assert "already trained in" in capsys.readouterr().out
+    assert (tmp_path / "run" / "train_summary.json").read_text() == summary and weights_file.stat().st_mtime_ns == written
+
+
 def test_lora_trains_adapter_and_merges_into_standalone_model(tmp_path, toy_world):
     path = student_yaml(tmp_path / "s.yaml", toy_world, tmp_path / "run", learning_rate=1e-2)
     cfg = load_config(path, StudentConfig, ["lora.enabled=true", "lora.r=8", "lora.alpha=16"])

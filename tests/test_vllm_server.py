@@ -93,7 +93,8 @@ def test_real_server_generation_killed_and_resumed_ends_with_200_unique_traces(t
     # vLLM extensions: exact token counts and top-5 logprobs with token ids, one entry per generated token, stored
     # flat (int32 ids, float16 logprobs): the sampled token is the most likely one or among the five.
     row = rows[0]
-    assert row["completion_tokens"] == len(row["token_ids"]) and len(row["logprob_ids"]) == len(row["logprobs"]) == 5 * len(row["token_ids"])
+    assert row["completion_tokens"] == len(row["token_ids"])
+    assert len(row["logprob_ids"]) == len(row["logprobs"]) == 5 * len(row["token_ids"])
     first = row["logprob_ids"][:5]
     assert all(i >= 0 for i in first) and row["logprobs"][0] <= 0 and row["token_ids"][0] in first
     assert read_table(traces).schema.field("logprobs").type.value_type == "halffloat"
@@ -182,4 +183,4 @@ def test_on_policy_run_against_the_served_teacher(tmp_path, vllm_server):
     summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
     assert summary["method"] == "on-policy" and summary["steps"] == 3 and summary["teacher_tokens_scored"] > 3 * 4 * 5
     losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert len(losses) == 3 and all(0 <= loss < 0.05 for loss in losses)  # top-5 reverse KL of a model to itself
+    assert len(losses) == 3 and all(-1e-6 < loss < 0.05 for loss in losses)  # top-5 reverse KL of a model to itself

@@ -7,6 +7,7 @@ resume, manifest, progress and summary are the same for all three.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +156,7 @@ def fingerprint(cfg: StudentConfig, data_content: str) -> dict:
 
 @dataclass
 class Prepared:
-    trainer: object
+    trainer: object | None  # None: the run directory holds this run, finished
     run: Run
     dataset: object
     checkpoint: Path | None
@@ -179,8 +180,11 @@ def prepare(cfg: StudentConfig) -> Prepared:
             raise UsageError(f"model.{key}: {token!r} is not in the tokenizer of {cfg.model.name_or_path}")
     if setup.pad_token:
         tokenizer.pad_token = setup.pad_token  # TRL mirrors it onto the model config
+    run = Run(run_dir, "train", cfg, fingerprint(cfg, content_digest(dataset)))
+    if run.completed() and (run_dir / "train_summary.json").is_file():
+        return Prepared(None, run, dataset, None)  # trained already: a rerun changes nothing
     teacher = teachers.resolve(cfg, tokenizer) if cfg.method != "sft" else None
-    run = Run(run_dir, "train", cfg, fingerprint(cfg, content_digest(dataset))).start()
+    run.start()
 
     dtype = DTYPES[cfg.model.dtype] if on_gpu else torch.float32
     model = AutoModelForCausalLM.from_pretrained(
@@ -218,6 +222,11 @@ def train(cfg: StudentConfig) -> Path:
     started = time.time()
     prepared = prepare(cfg)
     trainer, run_dir = prepared.trainer, Path(cfg.run_dir)
+    if trainer is None:
+        summary = json.loads((run_dir / "train_summary.json").read_text(encoding="utf-8"))
+        say(f"[train {cfg.name}] already trained in {run_dir}: {summary['steps']} steps -> {summary['model']} "
+            f"(delete {run_dir} to train again)")
+        return Path(summary["model"])
     if prepared.checkpoint:
         say(f"[train {cfg.name}] resuming from {prepared.checkpoint}")
     result = trainer.train(resume_from_checkpoint=str(prepared.checkpoint) if prepared.checkpoint else None)
