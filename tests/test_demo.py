@@ -59,8 +59,9 @@ def test_the_report_has_the_method_table_at_its_cost(demo_run):
     markdown = (report / "report.md").read_text()
     generated = json.loads((out / "teacher" / "toy" / "generate_summary.json").read_text())["completion_tokens"]
     scored = json.loads((out / "students" / "toy-student-on-policy" / "train_summary.json").read_text())["teacher_tokens_scored"]
+    section = markdown.split("## Methods", 1)[1].split("\n## ", 1)[0]
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
-            for line in markdown.split("## Methods", 1)[1].splitlines() if line.startswith("| toy-student")}
+            for line in section.splitlines() if line.startswith("| toy-student")}
     assert rows["toy-student-sft-control"][1] == "sft → sft" and rows["toy-student-sft-control"][6] == "control"
     assert rows["toy-student-on-policy"][1] == "sft → on-policy"
     assert rows["toy-student-on-policy"][3] == f"{40 + 6:,}" and rows["toy-student-curated"][3] == "40"

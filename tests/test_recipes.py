@@ -55,7 +55,9 @@ def test_slurm_template_is_valid_bash():
     subprocess.run(["bash", "-n", str(ROOT / "configs" / "slurm" / "train.sbatch")], check=True)
 
 
-@pytest.mark.parametrize("student, teacher", [("qwen-7b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"),
+@pytest.mark.parametrize("student, teacher", [("qwen-1.5b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"),
+                                              ("qwen-7b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"),
+                                              ("qwen-14b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"),
                                               ("llama-8b", "deepseek-ai/DeepSeek-R1-Distill-Llama-70B")])
 def test_two_stage_recipes_distill_on_policy_from_a_served_same_tokenizer_teacher(student, teacher, toy_world):
     from distill.teacher.serve import ServeConfig

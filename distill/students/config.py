@@ -150,6 +150,9 @@ class StudentConfig(Section):
         if self.method == "kd" and self.teacher.remote:
             raise ValueError("method kd: learns from the logprobs stored with the traces; teacher.serve / "
                              "teacher.base_urls are for on-policy")
+        if self.method == "kd" and self.training.use_liger_kernel:
+            raise ValueError("method kd: training.use_liger_kernel must be false (kd computes its own loss from the hidden "
+                             "states, which liger's fused loss does not return)")
         if self.method != "sft" and self.training.packing:
             raise ValueError(f"method {self.method}: training.packing must be false (the teacher's logprobs are per trace)")
         return self
