@@ -78,9 +78,11 @@ def test_serve_env_numbers_from_yaml_or_overrides_become_strings():
     (["method=kd", "teacher.model=toy/teacher", "teacher.base_urls=[http://127.0.0.1:1/v1]"],
      "method kd: learns from the logprobs stored with the traces"),
     (["method=kd", "teacher.model=toy/teacher", "training.packing=true"], "method kd: training.packing must be false"),
-    (["method=kd", "teacher.model=toy/teacher", "training.use_liger_kernel=true"], "method kd: training.use_liger_kernel must be false"),
+    (["method=kd", "teacher.model=toy/teacher", "training.use_liger_kernel=true"],
+     "method kd: training.use_liger_kernel must be false"),
     (["method=distil"], "method: Input should be 'sft', 'kd' or 'on-policy'"),
-    (["method=on-policy", "teacher.model=toy/teacher", "distillation.beta=1.5"], "distillation.beta: Input should be less than or equal to 1"),
+    (["method=on-policy", "teacher.model=toy/teacher", "distillation.beta=1.5"],
+     "distillation.beta: Input should be less than or equal to 1"),
 ])
 def test_distillation_settings_are_checked_at_load(tmp_path, toy_world, overrides, expected):
     path = student_yaml(tmp_path / "s.yaml", toy_world, tmp_path / "run")
