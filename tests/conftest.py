@@ -63,6 +63,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def train_until_checkpoint_then_kill(recipe: Path, checkpoint: Path, timeout: float = 300) -> list[str]:
+    """Start `distill train RECIPE`, SIGKILL it once `checkpoint` is complete; returns the command, to run it again."""
+    import signal
+    import subprocess
+    import time
+
+    command = [sys.executable, "-m", "distill", "train", str(recipe)]
+    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + timeout
+    while not (checkpoint / "trainer_state.json").exists():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() < deadline, f"no {checkpoint.name} within {timeout:.0f} s"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return command
+
+
 def run_cli(*args, cwd=ROOT, timeout=600, **kwargs):
     import subprocess
 

@@ -2,10 +2,7 @@
 
 import json
 import os
-import signal
 import subprocess
-import sys
-import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -13,7 +10,7 @@ import torch
 import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, train_until_checkpoint_then_kill
 from distill.config import load_config
 from distill.errors import UsageError
 from distill.students.config import StudentConfig
@@ -145,17 +142,8 @@ def test_on_policy_mixes_in_teacher_traces_with_lmbda(tmp_path, world, traces):
 def test_killed_on_policy_run_resumes_from_its_checkpoint(tmp_path, world, traces):
     path = recipe(tmp_path, world, "on-policy", traces / "curated",
                   training={"max_steps": 24, "save_steps": 6, "logging_steps": 3, "save_total_limit": None})
-    checkpoints = tmp_path / "run" / "checkpoints"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "distill", "train", str(path)]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 300
-    while not (checkpoints / "checkpoint-12" / "trainer_state.json").exists():
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.time() < deadline, "no checkpoint within 300 s"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    command = train_until_checkpoint_then_kill(path, tmp_path / "run" / "checkpoints" / "checkpoint-12")
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "resuming from" in result.stdout and "(resumed at step" in result.stdout

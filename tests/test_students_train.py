@@ -2,16 +2,14 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from conftest import ROOT, student_yaml
+from conftest import ROOT, student_yaml, train_until_checkpoint_then_kill
 from distill.config import load_config
 from distill.io import read_jsonl
 from distill.students.config import StudentConfig
@@ -93,15 +91,7 @@ def test_killed_training_resumes_from_last_checkpoint(tmp_path, toy_world):
                         logging_steps=5, save_total_limit=None)
     checkpoints = tmp_path / "run" / "checkpoints"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "distill", "train", str(path)]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 300
-    while not (checkpoints / "checkpoint-20" / "trainer_state.json").exists():
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.time() < deadline, "no checkpoint within 300 s"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    command = train_until_checkpoint_then_kill(path, checkpoints / "checkpoint-20")
     assert not (tmp_path / "run" / "model").exists()
     # A half-written checkpoint, as a crash in the middle of a save leaves it, must not be resumed from.
     (checkpoints / "checkpoint-90").mkdir()
