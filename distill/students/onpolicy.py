@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import warnings
 
 import torch
 from datasets import Dataset
@@ -22,6 +23,9 @@ from trl import DistillationTrainer
 from distill.errors import UsageError
 from distill.students.kd import prompt_of
 from distill.students.losses import NO_TOKEN, chunked_losses
+
+# TRL's DistillationTrainer asks the model for a property transformers has renamed; nothing for users to do.
+warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
 
 
 def prompts_dataset(dataset: Dataset, source: str) -> Dataset:
