@@ -23,6 +23,7 @@ from trl import DistillationTrainer
 from distill.errors import UsageError
 from distill.students.kd import prompt_of
 from distill.students.losses import NO_TOKEN, chunked_losses
+from distill.traces import flatten_top_k
 
 # TRL's DistillationTrainer asks the model for a property transformers has renamed; nothing for users to do.
 warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
@@ -107,13 +108,13 @@ class OnPolicyTrainer(DistillationTrainer):
             prompt = [t for t, m in zip(p_ids, p_mask) if m]
             sequences.append(prompt + [t for t, m in zip(c_ids, c_mask) if m])
             starts.append(len(prompt))
-        k = self.scorer.top_k
-        teacher_ids = torch.full((*completion_ids.shape, k), NO_TOKEN, dtype=torch.long)
-        teacher_logprobs = torch.zeros((*completion_ids.shape, k))
+        teacher_ids = torch.full((*completion_ids.shape, self.scorer.top_k), NO_TOKEN, dtype=torch.long)
+        teacher_logprobs = torch.zeros((*completion_ids.shape, self.scorer.top_k))
         for row, (ids, values) in enumerate(self.scorer.score(sequences, starts)):
-            for position, (step_ids, step_values) in enumerate(zip(ids, values)):
-                teacher_ids[row, position, :len(step_ids)] = torch.tensor(step_ids[:k])
-                teacher_logprobs[row, position, :len(step_values)] = torch.tensor(step_values[:k])
+            flat_ids, flat_values = flatten_top_k(ids, values)  # the trace store's padding: id -1, logprob -inf
+            width = len(flat_ids) // max(len(ids), 1)
+            teacher_ids[row, :len(ids), :width] = torch.tensor(flat_ids).view(len(ids), width)
+            teacher_logprobs[row, :len(ids), :width] = torch.from_numpy(flat_values.astype("float32")).view(len(ids), width)
 
         head = unwrapped_student.get_output_embeddings()
         valid = completion_mask.bool()

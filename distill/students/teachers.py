@@ -11,7 +11,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from distill.errors import UsageError
 from distill.progress import say
 
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32, "auto": "auto"}
 # Same-tokenizer teachers for the R1-Distill students (the two-stage recipes in students/).
 WAYS_OUT = ("a teacher with the student's tokenizer (Qwen2.5 students: DeepSeek-R1-Distill-Qwen-32B or our own 32B "
             "student; Llama 3 students: DeepSeek-R1-Distill-Llama-70B), or method: sft on the teacher's traces")
@@ -83,6 +82,8 @@ def resolve(cfg, student_tokenizer) -> Teacher:
 
         say(f"[train {cfg.name}] teacher {name} served at {', '.join(engine.base_urls)} (top-{t.top_k} logprobs)")
         return Teacher(None, ServerScorer(engine, t.top_k), name)
+    from distill.students.train import DTYPES  # here: train imports this module
+
     on_gpu = torch.cuda.is_available()
     try:
         model = AutoModelForCausalLM.from_pretrained(t.model, dtype=DTYPES[t.dtype] if on_gpu else torch.float32)
