@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from distill import locks
 from distill.config import config_hash
 from distill.errors import UsageError
 from distill.io import atomic_write_json, atomic_write_yaml
@@ -68,11 +69,14 @@ class Run:
     """One stage's run directory: `config.yaml` (resolved), `manifest.json`, outputs, `log.txt`.
 
     Re-running a stage on the same directory resumes, unless the config changed in a way the stage
-    declares incompatible (`fingerprint`): then it is refused with the way out.
+    declares incompatible (`fingerprint`): then it is refused with the way out. A started run holds its
+    directory (`lock_dir`: the final directory where outputs are staged elsewhere) until it finishes.
     """
 
-    def __init__(self, directory: str | Path, stage: str, config: BaseModel, fingerprint: dict[str, Any] | None = None):
+    def __init__(self, directory: str | Path, stage: str, config: BaseModel, fingerprint: dict[str, Any] | None = None,
+                 lock_dir: str | Path | None = None):
         self.dir = Path(directory)
+        self.lock_dir = Path(lock_dir) if lock_dir is not None else self.dir
         self.stage = stage
         self.config = config
         self.fingerprint = fingerprint or {}
@@ -80,10 +84,14 @@ class Run:
         self.manifest: dict[str, Any] = {}
 
     def start(self) -> Run:
-        """Check resumability, then record the config and a fresh manifest (rank 0 writes)."""
+        """Hold the directory, check resumability, then record the config and a fresh manifest (rank 0 writes)."""
         self.dir.mkdir(parents=True, exist_ok=True)
+        if is_main_process():
+            locks.acquire(self.lock_dir, self.stage)
         previous = self._previous_manifest()
         if previous and previous.get("fingerprint") != self.fingerprint:
+            if is_main_process():
+                locks.release(self.lock_dir)
             changed = changed_keys(previous.get("fingerprint", {}), self.fingerprint)
             raise UsageError(
                 f"{self.dir}: holds a {self.stage} run with a different {', '.join(changed)}; "
@@ -130,3 +138,5 @@ class Run:
         self.manifest["ended"] = now()
         self.manifest["status"] = status
         self.update(**counts)
+        if is_main_process():
+            locks.release(self.lock_dir)

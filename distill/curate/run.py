@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import sys
 import time
@@ -31,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from distill import locks
 from distill.curate import filters
 from distill.curate.config import CurateSection
 from distill.curate.decontaminate import Decontaminator
@@ -130,7 +132,9 @@ class VerdictCache:
         if not self.pending:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_parquet(pa.Table.from_pylist(self.pending), self.dir / f"verdicts-{self.count:06d}.parquet")
+        # The process id keeps two curations of one run into different outputs from writing the same shard name.
+        path = self.dir / f"verdicts-{self.count:06d}-{os.getpid()}.parquet"
+        atomic_write_parquet(pa.Table.from_pylist(self.pending), path)
         self.count += 1
         self.pending = []
 
@@ -407,21 +411,22 @@ def curate(cfg: GenerateConfig) -> Path:
     c = cfg.curate
     out_dir = run_dir / c.output
     decon = load_benchmarks(c)
-    # Outputs are recomputed whole and swapped in at the end: any config change is fine (no fingerprint).
-    staging = staging_dir_for(out_dir)
-    run = Run(staging, "curate", cfg).start()
-    rank = latest_rank(traces_dir)
-    say(f"[curate {cfg.name}] {int((rank >= 0).sum())} traces from {traces_dir}")
+    with locks.holding(out_dir, "curate"):
+        # Outputs are recomputed whole and swapped in at the end: any config change is fine (no fingerprint).
+        staging = staging_dir_for(out_dir)
+        run = Run(staging, "curate", cfg, lock_dir=out_dir).start()
+        rank = latest_rank(traces_dir)
+        say(f"[curate {cfg.name}] {int((rank >= 0).sum())} traces from {traces_dir}")
 
-    config_key = hashlib.sha256(json.dumps([c.verifier, c.reasoning, c.answer_kind, c.sandbox.model_dump()],
-                                           sort_keys=True).encode()).hexdigest()[:12]
-    outcomes = screen_traces(traces_dir, rank, c, decon, VerdictCache(run_dir / "verdicts", config_key))
-    kept, rejected = decide(outcomes, c)
-    write_outputs(traces_dir, rank, outcomes, staging, c.keep_logprobs)
-    summary = summarize(cfg, outcomes, kept, rejected, time.time() - started, run_dir)
-    atomic_write_json(staging / "curation.json", summary)
-    run.finish(traces=len(outcomes), accepted=len(kept), rejected=len(rejected))
-    replace_dir(staging, out_dir)
+        config_key = hashlib.sha256(json.dumps([c.verifier, c.reasoning, c.answer_kind, c.sandbox.model_dump()],
+                                               sort_keys=True).encode()).hexdigest()[:12]
+        outcomes = screen_traces(traces_dir, rank, c, decon, VerdictCache(run_dir / "verdicts", config_key))
+        kept, rejected = decide(outcomes, c)
+        write_outputs(traces_dir, rank, outcomes, staging, c.keep_logprobs)
+        summary = summarize(cfg, outcomes, kept, rejected, time.time() - started, run_dir)
+        atomic_write_json(staging / "curation.json", summary)
+        run.finish(traces=len(outcomes), accepted=len(kept), rejected=len(rejected))
+        replace_dir(staging, out_dir)
     top = ", ".join(f"{k} {v}" for k, v in Counter(_reason_kind(o.reason) for o in rejected).most_common(4))
     say(f"[curate {cfg.name}] done: kept {len(kept)} of {len(outcomes)} traces ({summary['acceptance_rate']:.0%}); "
         f"rejected: {top or 'none'}; {fmt_count(summary['tokens_kept'])} tokens kept; "

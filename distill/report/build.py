@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from distill import locks
 from distill.config import load_config
 from distill.io import atomic_write_json, atomic_write_text, replace_dir, staging_dir_for
 from distill.progress import say
@@ -138,27 +139,28 @@ def build_report(cfg: ReportConfig) -> Path:
     inputs = load_inputs(cfg)
     numbers = headline(inputs, cfg)
     final = Path(cfg.out_dir)
-    staging = staging_dir_for(final)
-    run = Run(staging, "report", cfg).start()
-    blocks: list[Block] = [Heading(cfg.title, 1), Paragraph(
-        f"Teacher: {inputs.teacher.name}. Students: {', '.join(m.name for m in inputs.students)}. "
-        + protocol_text(inputs))]
-    blocks += score_blocks(inputs, numbers, cfg)
-    blocks += plot_blocks(inputs, staging)
-    blocks += method_blocks(inputs, cfg, staging)
-    blocks += data_blocks(inputs)
-    blocks += training_blocks(inputs, staging)
-    blocks += provenance_blocks(inputs)
-    blocks.append(own_provenance(run))
+    with locks.holding(final, "report"):
+        staging = staging_dir_for(final)
+        run = Run(staging, "report", cfg, lock_dir=final).start()
+        blocks: list[Block] = [Heading(cfg.title, 1), Paragraph(
+            f"Teacher: {inputs.teacher.name}. Students: {', '.join(m.name for m in inputs.students)}. "
+            + protocol_text(inputs))]
+        blocks += score_blocks(inputs, numbers, cfg)
+        blocks += plot_blocks(inputs, staging)
+        blocks += method_blocks(inputs, cfg, staging)
+        blocks += data_blocks(inputs)
+        blocks += training_blocks(inputs, staging)
+        blocks += provenance_blocks(inputs)
+        blocks.append(own_provenance(run))
 
-    atomic_write_text(staging / "report.md", render_markdown(blocks))
-    atomic_write_text(staging / "report.html", render_html(blocks, cfg.title, staging))
-    atomic_write_text(staging / "summary.md", render_markdown(summary_blocks(inputs, numbers, cfg)).strip() + "\n")
-    atomic_write_json(staging / "headline.json", numbers.to_dict())
-    run.finish(models=len(inputs.models), benchmarks=len(inputs.benchmarks))
-    for path in staging.iterdir():  # atomic writes create files readable by their owner only; a report is for sharing
-        path.chmod(0o644)
-    replace_dir(staging, final)
+        atomic_write_text(staging / "report.md", render_markdown(blocks))
+        atomic_write_text(staging / "report.html", render_html(blocks, cfg.title, staging))
+        atomic_write_text(staging / "summary.md", render_markdown(summary_blocks(inputs, numbers, cfg)).strip() + "\n")
+        atomic_write_json(staging / "headline.json", numbers.to_dict())
+        run.finish(models=len(inputs.models), benchmarks=len(inputs.benchmarks))
+        for path in staging.iterdir():  # atomic writes create files readable by their owner only; a report is for sharing
+            path.chmod(0o644)
+        replace_dir(staging, final)
     say(f"[report] {len(inputs.students)} students vs {inputs.teacher.name} on {', '.join(inputs.benchmarks)} "
         f"-> {final / 'report.html'} (and report.md)")
     return final / "report.html"
