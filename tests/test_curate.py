@@ -201,3 +201,25 @@ def test_decontamination_against_every_benchmark_of_the_eval_suites(tmp_path):
     rejected = {r["prompt_id"]: r["reason"] for r in pq.read_table(out / "rejected-00000.parquet").to_pylist()}
     assert rejected == {"m": "contaminated: overlaps math500#7", "c": "contaminated: overlaps livecodebench#3",
                         "a": "contaminated: overlaps aime24#5"}
+
+
+@pytest.mark.parametrize("verifier", ["auto", "math", "code"])
+def test_a_prompt_without_a_reference_is_rejected_unless_unverified_traces_are_accepted_by_name(tmp_path, verifier):
+    good = GOOD.format(work="6 * 7 = 42", answer=42)
+    traces = [trace("p1", 0, good), trace("p2", 0, good, answer=None), trace("p3", 0, good, answer="  ")]
+    if verifier == "code":
+        traces = [trace("p1", 0, "<think>\nw\n</think>\n\n```python\nprint(1)\n```", answer=None, tests=[]),
+                  trace("p2", 0, good, answer="42")]
+    (tmp_path / "strict").mkdir()
+    path, run = write_run(tmp_path / "strict", traces, verifier=verifier)
+    out = curate(load_config(path, GenerateConfig))
+    rejected = {r["prompt_id"]: r["reason"] for r in pq.read_table(out / "rejected-00000.parquet").to_pylist()}
+    assert set(rejected.values()) == {"no reference"}
+    assert set(rejected) == ({"p1", "p2"} if verifier == "code" else {"p2", "p3"})
+
+    (tmp_path / "lenient").mkdir()
+    path, run = write_run(tmp_path / "lenient", traces, verifier=verifier, accept_unverified=True)
+    out = curate(load_config(path, GenerateConfig))
+    summary = json.loads((out / "curation.json").read_text())
+    assert summary["accepted"] == (2 if verifier == "code" else 3)
+    assert summary["accepted_unverified"] == 2

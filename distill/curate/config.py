@@ -66,6 +66,9 @@ class SandboxSettings(Section):
 class CurateSection(Section):
     output: str = Field(default="curated", pattern=r"^[A-Za-z0-9_.-]+$")  # <run>/<output>/: several curations of one run
     verifier: Literal["auto", "math", "code", "none"] = "auto"  # auto: tests -> code, answer -> math
+    # A trace whose prompt has no reference (no answer, no tests) is rejected as `no reference`, unless this is on;
+    # then it is kept unverified and counted as such. `verifier: none` keeps every trace unverified.
+    accept_unverified: bool = False
     reasoning: bool = True  # the answer is the text after </think>; a response without it is wrong
     answer_kind: Literal["auto", "math", "integer", "choice"] = "auto"
     min_tokens: int = Field(default=1, ge=0)
@@ -77,7 +80,7 @@ class CurateSection(Section):
     decontamination: Decontamination = Field(default_factory=Decontamination)
     selection: Selection = Field(default_factory=Selection)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
-    workers: int | None = None  # verifier processes (default: CPU count)
+    workers: int | None = Field(default=None, ge=1)  # verifier processes (default: CPU count)
     # The teacher's top-k logprobs (when generation stored them) go into the train files only for a `kd` student:
     # at k = 20 they are some 30x the size of the text. The raw traces keep them either way.
     keep_logprobs: bool = False

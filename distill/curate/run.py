@@ -100,11 +100,15 @@ def filter_reason(row: dict, cfg: CurateSection) -> str | None:
 
 
 def verifier_for(row: dict, cfg: CurateSection) -> str:
-    if cfg.verifier != "auto":
-        return cfg.verifier
-    if row["tests"]:
-        return "code"
-    return "math" if row["answer"] is not None else "none"
+    """math, code or none; `no reference` where the configured verifier has nothing to check against."""
+    has_tests = row["tests"] not in (None, "", "[]", "null")
+    has_answer = row["answer"] is not None and str(row["answer"]).strip() != ""
+    verifier = cfg.verifier
+    if verifier == "auto":
+        verifier = "code" if has_tests else "math" if has_answer else "none" if cfg.accept_unverified else "no reference"
+    elif (verifier == "code" and not has_tests) or (verifier == "math" and not has_answer):
+        verifier = "none" if cfg.accept_unverified else "no reference"
+    return verifier
 
 
 class VerdictCache:
@@ -154,6 +158,7 @@ class Outcome:
     response_key: bytes | None = None  # hash of (prompt, response), for exact dedup
     minhash: np.ndarray | None = None  # for near-dedup
     verdict: tuple[bool, str] | None = None
+    unverified: bool = False  # kept without a reference to check it against (accept_unverified, verifier none)
 
 
 class Screen:
@@ -192,6 +197,9 @@ class Screen:
             outcome.minhash = filters.minhash(response, c.near_dedup.shingle, c.near_dedup.num_perm)
         # Verified before dedup: a duplicate repeats its original's answer, which the scorer checks only once.
         verifier = verifier_for(row, c)
+        if verifier == "no reference":
+            outcome.reason = verifier
+            return outcome
         if verifier == "none":
             outcome.verdict = (True, "unverified")
         elif row["trace_id"] in self.cache.known:
@@ -327,6 +335,7 @@ def decide(outcomes: list[Outcome], c: CurateSection) -> tuple[list[Outcome], li
         correct, reason = outcome.verdict
         outcome.verdict = None
         if correct:
+            outcome.unverified = reason == "unverified"
             accepted.append(outcome)
         else:
             outcome.reason = reason
@@ -428,7 +437,9 @@ def curate(cfg: GenerateConfig) -> Path:
         run.finish(traces=len(outcomes), accepted=len(kept), rejected=len(rejected))
         replace_dir(staging, out_dir)
     top = ", ".join(f"{k} {v}" for k, v in Counter(_reason_kind(o.reason) for o in rejected).most_common(4))
-    say(f"[curate {cfg.name}] done: kept {len(kept)} of {len(outcomes)} traces ({summary['acceptance_rate']:.0%}); "
+    unverified = f" ({summary['accepted_unverified']} unverified)" if summary["accepted_unverified"] else ""
+    say(f"[curate {cfg.name}] done: kept {len(kept)}{unverified} of {len(outcomes)} traces "
+        f"({summary['acceptance_rate']:.0%}); "
         f"rejected: {top or 'none'}; {fmt_count(summary['tokens_kept'])} tokens kept; "
         f"{fmt_duration(time.time() - started)} -> {out_dir}")
     return out_dir
@@ -455,6 +466,7 @@ def summarize(cfg: GenerateConfig, outcomes: list[Outcome], kept: list[Outcome],
     return {
         "traces": len(outcomes), "accepted": len(kept), "rejected": len(rejected),
         "acceptance_rate": round(len(kept) / max(len(outcomes), 1), 4),
+        "accepted_unverified": sum(o.unverified for o in kept),
         "rejected_by_reason": dict(Counter(_reason_kind(o.reason) for o in rejected).most_common()),
         "rejected_by_detail": dict(Counter(o.reason[:100] for o in rejected).most_common(50)),
         "per_source": {s: {**c, "acceptance_rate": rate(c)} for s, c in per_source.items()},
