@@ -94,3 +94,31 @@ def test_beta_defaults_by_method(tmp_path, toy_world):
     path = student_yaml(tmp_path / "s.yaml", toy_world, tmp_path / "run")
     assert load_config(path, StudentConfig, ["method=kd", "teacher.model=toy/teacher"]).distillation.beta == 0.0
     assert load_config(path, StudentConfig, ["method=on-policy", "teacher.model=toy/teacher"]).distillation.beta == 1.0
+
+
+@pytest.mark.parametrize("stage", ["generate", "curate", "train", "eval", "report", "serve", "demo"])
+def test_a_config_that_is_not_utf8_is_one_line_naming_file_and_line_for_every_stage(tmp_path, stage):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: x\n# caf\u00e9\n".encode("latin-1"))
+    result = run_cli(stage, path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path}:2: not UTF-8 text (byte 0xe9 at offset 13); save the config as UTF-8"]
+
+
+@pytest.mark.parametrize("override, module", [
+    ("training.use_liger_kernel=true", "liger_kernel"),
+    ("model.attn_implementation=flash_attention_2", "flash_attn"),
+])
+def test_a_setting_whose_package_is_missing_is_one_line_before_training(tmp_path, toy_world, override, module):
+    import importlib.util
+
+    if importlib.util.find_spec(module) is not None:
+        pytest.skip(f"{module} is installed here")
+    path = student_yaml(tmp_path / "s.yaml", toy_world, tmp_path / "run")
+    result = run_cli("train", path, override)
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    key = override.split("=")[0]
+    assert line.startswith(f"error: {key}: ") and f"needs {module}, which is not installed: pip install" in line
+    assert not (tmp_path / "run").exists()

@@ -56,10 +56,32 @@ def test_field_mapping(tmp_path):
     ([{"role": "robot", "content": "hi"}], "expected messages with a role"),
     ("just text", "expected a non-empty list"),
 ])
-def test_bad_rows_name_source_and_row(tmp_path, bad, reason):
-    path = write_jsonl(tmp_path / "t.jsonl", [{"messages": CONVO}, {"messages": bad}])
-    with pytest.raises(UsageError, match=rf"data.source: {path}: row 1: {reason}"):
-        load_messages(str(path), shuffle_seed=None)
+def test_bad_rows_name_the_file_and_line_whatever_the_shuffle(tmp_path, bad, reason):
+    rows = [{"messages": CONVO}] * 4 + [{"messages": bad}] + [{"messages": CONVO}] * 40
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows[:2]) + "\n\n" + "".join(json.dumps(r) + "\n" for r in rows[2:]))
+    with pytest.raises(UsageError, match=rf"data.source: {path}:6: {reason}"):  # line 6: a blank line precedes it
+        load_messages(str(path), shuffle_seed=0)
+
+
+def test_bad_rows_of_a_parquet_directory_name_the_shard_and_row(tmp_path):
+    directory = tmp_path / "curated"
+    directory.mkdir()
+    Dataset.from_list([{"messages": CONVO}] * 3).to_parquet(str(directory / "train-00000.parquet"))
+    Dataset.from_list([{"messages": CONVO}, {"messages": CONVO[:1]}]).to_parquet(str(directory / "train-00001.parquet"))
+    with pytest.raises(UsageError, match=rf"data.source: {directory}/train-00001.parquet row 1: no assistant message"):
+        load_messages(str(directory))
+
+
+@pytest.mark.parametrize("line, expected", [
+    (b'{"messages": [{"role": "user", "content": "hi"}', "invalid JSON"),
+    ('{"messages": "caf\u00e9"}'.encode("latin-1"), "not UTF-8 text"),
+])
+def test_unreadable_lines_name_the_file_and_line(tmp_path, line, expected):
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"".join((json.dumps({"messages": CONVO}) + "\n").encode() for _ in range(5)) + line + b"\n")
+    with pytest.raises(UsageError, match=rf"^data.source: {path}:6: {expected}"):
+        load_messages(str(path))
 
 
 def test_unreachable_hub_dataset_is_a_one_line_error():

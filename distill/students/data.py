@@ -15,33 +15,81 @@ from distill.errors import UsageError
 ROLES = {"system", "user", "assistant", "tool"}
 
 
-def _load_local(path: Path, split: str) -> Dataset:
-    if path.is_dir():
-        if (path / "state.json").exists() or (path / "dataset_dict.json").exists():
-            loaded = load_from_disk(str(path))
-            return loaded[split] if hasattr(loaded, "keys") else loaded
-        for kind, pattern in (("parquet", "*.parquet"), ("json", "*.jsonl"), ("json", "*.json")):
-            files = sorted(str(p) for p in path.rglob(pattern) if not any(part.startswith(".") for part in p.parts))
-            if files:
-                # Shards named <split>-*.parquet or under <split>/ select a split; otherwise all files are one split.
-                chosen = [f for f in files if Path(f).name.startswith(split) or f"/{split}/" in f] or files
-                return load_dataset(kind, data_files=chosen, split="train")
-        raise UsageError(f"data.source: {path} holds no dataset (no saved dataset, *.parquet or *.jsonl files)")
-    kind = "parquet" if path.suffix == ".parquet" else "json"
-    return load_dataset(kind, data_files=str(path), split="train")
+def _local_files(path: Path, split: str) -> tuple[str, list[str]]:
+    """(datasets builder, files) of a local JSONL/parquet file or a directory of them."""
+    if not path.is_dir():
+        return ("parquet" if path.suffix == ".parquet" else "json"), [str(path)]
+    for kind, pattern in (("parquet", "*.parquet"), ("json", "*.jsonl"), ("json", "*.json")):
+        files = sorted(str(p) for p in path.rglob(pattern) if not any(part.startswith(".") for part in p.parts))
+        if files:
+            # Shards named <split>-*.parquet or under <split>/ select a split; otherwise all files are one split.
+            return kind, [f for f in files if Path(f).name.startswith(split) or f"/{split}/" in f] or files
+    raise UsageError(f"data.source: {path} holds no dataset (no saved dataset, *.parquet or *.jsonl files)")
+
+
+def _first_bad_line(files: list[str], messages_field: str) -> str | None:
+    """Where a JSON Lines file first fails to parse or holds a bad row (datasets' own error names neither)."""
+    for name in files:
+        if not name.endswith(".jsonl"):
+            continue
+        with open(name, "rb") as f:
+            for number, raw in enumerate(f, 1):
+                if not raw.strip():
+                    continue
+                try:
+                    row = json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    return f"{name}:{number}: not UTF-8 text"
+                except ValueError as exc:
+                    return f"{name}:{number}: invalid JSON ({getattr(exc, 'msg', exc)})"
+                if not isinstance(row, dict):
+                    return f"{name}:{number}: expected a JSON object per line"
+                problem = conversation_problem(row.get(messages_field))
+                if problem:
+                    return f"{name}:{number}: {problem}"
+    return None
+
+
+def _row_origin(files: list[str], index: int) -> str:
+    """'FILE:LINE' (JSON Lines) or 'FILE row N' (parquet) of the dataset's row `index`, in load order."""
+    import pyarrow.parquet as pq
+
+    for name in files:
+        if name.endswith(".parquet"):
+            rows = pq.ParquetFile(name).metadata.num_rows
+            if index < rows:
+                return f"{name} row {index}"
+            index -= rows
+            continue
+        with open(name, "rb") as f:
+            for number, raw in enumerate(f, 1):
+                if raw.strip():
+                    if index == 0:
+                        return f"{name}:{number}"
+                    index -= 1
+    return f"row {index}"
 
 
 def load_messages(source: str, split: str = "train", subset: str | None = None, messages_field: str = "messages",
                   max_samples: int | None = None, shuffle_seed: int | None = 0, extra_columns=()) -> Dataset:
-    """A dataset with the column `messages` (and `extra_columns`), checked row by row (errors name the source and row)."""
+    """A dataset with the column `messages` (and `extra_columns`), checked row by row (errors name the file and line)."""
+    files: list[str] = []
     try:
-        if looks_like_local_path(source):
-            dataset = _load_local(Path(source).expanduser(), split)
-        else:
+        path = Path(source).expanduser()
+        if not looks_like_local_path(source):
             dataset = load_dataset(source, subset, split=split)
+        elif path.is_dir() and ((path / "state.json").exists() or (path / "dataset_dict.json").exists()):
+            loaded = load_from_disk(str(path))
+            dataset = loaded[split] if hasattr(loaded, "keys") else loaded
+        else:
+            kind, files = _local_files(path, split)
+            dataset = load_dataset(kind, data_files=files, split="train")
     except UsageError:
         raise
     except Exception as exc:  # datasets raises many types; the user needs the source and the reason
+        bad = _first_bad_line(files, messages_field)
+        if bad:
+            raise UsageError(f"data.source: {bad}") from None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(f"data.source: cannot load {source!r} (split {split!r}): {reason}") from None
 
@@ -53,6 +101,13 @@ def load_messages(source: str, split: str = "train", subset: str | None = None, 
     missing = [c for c in extra_columns if c not in dataset.column_names]
     if missing:
         raise UsageError(f"data.source: {source} has no column(s) {', '.join(missing)} (columns: {', '.join(dataset.column_names)})")
+    if len(dataset) == 0:
+        raise UsageError(f"data.source: {source} (split {split!r}) has no rows")
+    for index, row in enumerate(dataset[messages_field]):  # in file order, so that an error names the line
+        problem = conversation_problem(row)
+        if problem:
+            where = _row_origin(files, index) if files else f"{source} row {index}"
+            raise UsageError(f"data.source: {where}: {problem}")
     if messages_field != "messages":
         dataset = dataset.rename_column(messages_field, "messages")
     if "trace_id" in dataset.column_names:
@@ -66,22 +121,19 @@ def load_messages(source: str, split: str = "train", subset: str | None = None, 
         dataset = dataset.shuffle(seed=shuffle_seed)
     if max_samples is not None:
         dataset = dataset.select(range(min(max_samples, len(dataset))))
-    for index, row in enumerate(dataset["messages"]):
-        check_conversation(row, source, index)
-    if len(dataset) == 0:
-        raise UsageError(f"data.source: {source} (split {split!r}) has no rows")
     return dataset
 
 
-def check_conversation(messages, source: str, index: int) -> None:
-    where = f"data.source: {source}: row {index}"
+def conversation_problem(messages) -> str | None:
+    """What is wrong with one row's messages for SFT, or None."""
     if not isinstance(messages, list) or not messages:
-        raise UsageError(f"{where}: expected a non-empty list of {{role, content}} messages")
+        return "expected a non-empty list of {role, content} messages"
     for turn in messages:
         if not isinstance(turn, dict) or turn.get("role") not in ROLES or not isinstance(turn.get("content"), str):
-            raise UsageError(f"{where}: expected messages with a role in {sorted(ROLES)} and string content, got {turn!r:.120}")
+            return f"expected messages with a role in {sorted(ROLES)} and string content, got {turn!r:.120}"
     if not any(turn["role"] == "assistant" for turn in messages):
-        raise UsageError(f"{where}: no assistant message to train on")
+        return "no assistant message to train on"
+    return None
 
 
 def content_digest(dataset: Dataset) -> str:

@@ -41,6 +41,26 @@ def _load_model_config(cfg: StudentConfig):
         raise UsageError(f"model.name_or_path: cannot load {cfg.model.name_or_path!r}: {reason}") from None
 
 
+# Settings that need a package the CPU install leaves out: (setting, value) -> (module, pip name).
+OPTIONAL_PACKAGES = {
+    ("training.use_liger_kernel", True): ("liger_kernel", "liger-kernel"),
+    ("model.attn_implementation", "flash_attention_2"): ("flash_attn", "flash-attn --no-build-isolation"),
+    ("model.attn_implementation", "flash_attention_3"): ("flash_attn_interface", "flash-attn-3 (built from source)"),
+}
+
+
+def check_optional_packages(cfg: StudentConfig) -> None:
+    """A setting whose package is missing is one line at start, not an ImportError at the first step."""
+    import importlib.util
+
+    values = {"training.use_liger_kernel": cfg.training.use_liger_kernel,
+              "model.attn_implementation": cfg.model.attn_implementation}
+    for (key, value), (module, pip_name) in OPTIONAL_PACKAGES.items():
+        if values[key] == value and importlib.util.find_spec(module) is None:
+            raise UsageError(f"{key}: {value} needs {module}, which is not installed: pip install {pip_name} "
+                             f"(GPU installs: README), or set {key} to another value")
+
+
 def _quantization(cfg: StudentConfig):
     if cfg.lora.quantization == "none":
         return None
@@ -166,6 +186,7 @@ def prepare(cfg: StudentConfig) -> Prepared:
     """Validate everything that can fail fast, then build this run's trainer."""
     run_dir = Path(cfg.run_dir)
     on_gpu = torch.cuda.is_available()
+    check_optional_packages(cfg)
     model_config = _load_model_config(cfg)
     setup = chat.resolve(cfg.model.family, getattr(model_config, "model_type", None),
                          cfg.model.chat_template, cfg.model.eos_token, cfg.model.pad_token)
