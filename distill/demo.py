@@ -49,7 +49,10 @@ class DemoConfig(Section):
     second_steps: int | None = Field(default=None, ge=1)  # both continuations (default: their recipes' max_steps)
     report: str = "eval/report-toy.yaml"
     out: str = "runs"  # every run of the demo goes under this directory
-    readme: str | None = None  # a file whose demo-table markers get the report's summary (table and paired differences)
+    # The demo writes under `out` only. update_readme=true (make demo-readme) also puts the report's summary (table
+    # and paired differences) between the demo-table markers of `readme`, a tracked file: off by default.
+    update_readme: bool = False
+    readme: str = "README.md"
     min_share_of_teacher: float = 0.9  # what the demo checks at the end
     strict: bool = False  # exit non-zero when the checks fail
 
@@ -166,8 +169,9 @@ def demo(cfg: DemoConfig) -> Path:
     say("[demo] stage times: " + ", ".join(f"{k} {fmt_duration(v)}" for k, v in timings.items()))
     ok = check_outcome(cfg, cfg.report, report_args)
     report_dir = out / "report" / "toy"
-    if cfg.readme:
-        update_readme(Path(cfg.readme), (report_dir / "summary.md").read_text(encoding="utf-8"))
+    readme = readme_to_update(cfg)
+    if readme is not None:
+        update_readme(readme, (report_dir / "summary.md").read_text(encoding="utf-8"))
     say(f"[demo] done in {fmt_duration(total)}; report: {report_dir / 'report.html'} (and report.md)")
     if cfg.strict and not ok:
         raise DistillError("the demo's checks failed (see the lines above)")
@@ -175,6 +179,11 @@ def demo(cfg: DemoConfig) -> Path:
 
 
 README_START, README_END = "<!-- demo-table:start -->", "<!-- demo-table:end -->"
+
+
+def readme_to_update(cfg: DemoConfig) -> Path | None:
+    """The README the demo rewrites at the end: none unless asked for (update_readme), so a run changes no tracked file."""
+    return Path(cfg.readme) if cfg.update_readme else None
 
 
 def update_readme(readme: Path, table: str) -> None:

@@ -7,10 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT, run_cli
-from distill.demo import README_END, README_START, update_readme
+from distill.demo import README_END, README_START, DemoConfig, readme_to_update, update_readme
 from distill.errors import DistillError, UsageError
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -19,11 +17,13 @@ def demo_run(tmp_path_factory):
     readme = out / "README.md"
     readme.write_text(f"# Demo\n\n{README_START}\nstale table\n{README_END}\n\nAfter.\n")
     done = run_cli("demo", ROOT / "configs" / "demo.yaml", f"out={out}", "engine=hf", "prompts=24", "samples=2",
-                   "steps=40", "second_steps=6", "eval_limit=16", "eval_samples=2", f"readme={readme}", timeout=1500)
+                   "steps=40", "second_steps=6", "eval_limit=16", "eval_samples=2", "update_readme=true", f"readme={readme}",
+                   timeout=1500)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return out, done.stdout
 
 
+@pytest.mark.slow
 def test_demo_runs_every_stage_and_ends_with_the_report_path(demo_run):
     out, log = demo_run
     students = ["toy-student-curated", "toy-student-unfiltered", "toy-student-on-policy", "toy-student-sft-control"]
@@ -35,6 +35,7 @@ def test_demo_runs_every_stage_and_ends_with_the_report_path(demo_run):
     assert "[demo] curated - unfiltered:" in log and "[demo] on-policy - sft-control:" in log
 
 
+@pytest.mark.slow
 def test_the_second_stage_continues_the_curated_student_on_policy_and_by_sft(demo_run):
     out, _ = demo_run
     import yaml
@@ -53,6 +54,7 @@ def test_the_second_stage_continues_the_curated_student_on_policy_and_by_sft(dem
         (out / "students" / "toy-student-on-policy" / "config.yaml").read_text())["training"]["per_device_train_batch_size"]
 
 
+@pytest.mark.slow
 def test_the_report_has_the_method_table_at_its_cost(demo_run):
     out, _ = demo_run
     report = out / "report" / "toy"
@@ -73,6 +75,7 @@ def test_the_report_has_the_method_table_at_its_cost(demo_run):
     assert "Methods at their cost" in (report / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_curation_counts_add_up_and_the_unfiltered_set_keeps_every_trace(demo_run):
     out, _ = demo_run
     run = out / "teacher" / "toy"
@@ -88,6 +91,7 @@ def test_curation_counts_add_up_and_the_unfiltered_set_keeps_every_trace(demo_ru
         assert score(row["response"], row["answer"]).correct  # rejection sampling kept only verified traces
 
 
+@pytest.mark.slow
 def test_report_numbers_are_the_eval_results(demo_run):
     out, _ = demo_run
     report = out / "report" / "toy"
@@ -111,6 +115,7 @@ def test_report_numbers_are_the_eval_results(demo_run):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # self-contained: nothing to fetch
 
 
+@pytest.mark.slow
 def test_readme_gets_the_reports_summary_between_its_markers(demo_run):
     out, _ = demo_run
     summary = (out / "report" / "toy" / "summary.md").read_text().strip()
@@ -127,6 +132,7 @@ def test_a_readme_without_markers_is_a_clear_error(tmp_path):
     assert readme.read_text() == "# No markers here\n"
 
 
+@pytest.mark.slow
 def test_checks_on_a_report_without_the_toy_comparison_are_a_clear_error(demo_run):
     from distill.demo import DemoConfig, check_outcome
 
@@ -139,3 +145,13 @@ def test_checks_on_a_report_without_the_toy_comparison_are_a_clear_error(demo_ru
     assert isinstance(check_outcome(DemoConfig(), report, report_args), bool)  # the demo's own config: no error
     with pytest.raises(UsageError, match="the demo's checks need the comparison .better: toy-student-curated"):
         check_outcome(DemoConfig(), report, report_args + ["comparisons=[]"])
+
+
+def test_the_demo_changes_no_tracked_file_unless_asked_to_update_the_readme():
+    from distill.config import load_config
+
+    demo_yaml = ROOT / "configs" / "demo.yaml"
+    assert readme_to_update(load_config(demo_yaml, DemoConfig)) is None  # `make demo` leaves README.md alone
+    assert readme_to_update(DemoConfig()) is None
+    assert str(readme_to_update(load_config(demo_yaml, DemoConfig, ["update_readme=true"]))) == "README.md"
+    assert readme_to_update(DemoConfig(update_readme=True, readme="docs/x.md")).as_posix() == "docs/x.md"
