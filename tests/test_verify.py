@@ -187,7 +187,7 @@ def test_verify_code_cli_prints_one_verdict_per_line_in_order(tmp_path):
 def test_sandbox_refuses_without_namespaces_unless_weak_mode_is_allowed(monkeypatch):
     from distill.verify import sandbox as sb
 
-    monkeypatch.setattr(sb, "namespace_prefix", lambda: None)  # as on a machine where unshare fails
+    monkeypatch.setattr(sb, "find_backend", lambda: "no bwrap found")  # as on a machine without bubblewrap
     with pytest.raises(sb.SandboxUnavailable, match="refusing.*allow_weak"):
         sb.LocalSandbox()
     weak = sb.LocalSandbox(allow_weak=True)
