@@ -94,7 +94,7 @@ def suite_run(tmp_path_factory, toy_prompts):
     toy_bench = {**toy["benchmarks"][0], "max_tokens": toy["protocol"]["max_tokens"]}
     if toy_prompts != TOY_PROMPTS:
         toy_bench["data_files"] = str(toy_prompts)
-    suite = {**toy, "name": "all", "benchmarks": benchmarks + [toy_bench]}
+    suite = {**toy, "name": "all", "benchmarks": benchmarks + [toy_bench], "unsafe_code": True}  # code benchmarks
     (tmp / "suite.yaml").write_text(yaml.safe_dump(suite))
     args = ["eval", tmp / "suite.yaml", f"model={TEACHER}", "model.engine=hf", f"output_dir={tmp / 'out'}",
             "protocol.max_tokens=24"]

@@ -86,6 +86,9 @@ class SuiteConfig(Section):
     output_dir: str = "runs/eval"  # the run directory is <output_dir>/<model label>
     workers: int | None = None  # scoring processes (default: CPU count)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    # Consent to run model-written code: needed by code benchmarks (their answers run in the sandbox) and passed
+    # to lm-eval as confirm_run_unsafe_code (tasks marked `unsafe_code: true`). Off: such a suite is refused.
+    unsafe_code: bool = False
 
     @model_validator(mode="after")
     def _tasks_exist(self) -> SuiteConfig:
@@ -97,6 +100,11 @@ class SuiteConfig(Section):
                 known = sorted(p.stem for p in Path(self.tasks_dir).glob("*.yaml"))
                 raise ValueError(f"benchmark {bench.name}: unknown task {bench.task!r} "
                                  f"(tasks in {self.tasks_dir}: {', '.join(known) or 'none'})")
+        if not self.unsafe_code:
+            for bench in self.benchmarks:
+                if runs_code(task_yaml(self.tasks_dir, bench.task)):
+                    raise ValueError(f"benchmark {bench.name}: task {bench.task} runs model-written code (in the sandbox): "
+                                     "set unsafe_code: true in the suite to allow it")
         return self
 
     @property
@@ -113,3 +121,28 @@ def task_yaml(tasks_dir: str, task: str) -> Path | None:
         if candidate.suffix == ".yaml" and candidate.is_file():
             return candidate
     return None
+
+
+CODE_HOOKS = ("hooks.humaneval_docs", "hooks.livecodebench_docs")  # the process_docs of distill's code tasks
+
+
+def runs_code(path: Path, depth: int = 0) -> bool:
+    """Whether a task YAML (with its includes) runs model-written code: a code benchmark's docs, or lm-eval's own
+    `unsafe_code: true` marker. Read as text: resolving its `!function` hooks would import and run them."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!function", lambda loader, node: str(loader.construct_scalar(node)))
+    try:
+        task = yaml.load(path.read_text(encoding="utf-8"), Loader=Loader) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: not a readable task YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(task, dict):
+        raise ValueError(f"{path}: a task YAML is a mapping of keys")
+    if task.get("unsafe_code") or task.get("process_docs") in CODE_HOOKS:
+        return True
+    include = task.get("include")
+    return bool(include) and depth < 10 and (path.parent / str(include)).is_file() and \
+        runs_code(path.parent / str(include), depth + 1)

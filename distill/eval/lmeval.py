@@ -121,13 +121,16 @@ def generate(cfg: SuiteConfig, bench: Benchmark, lm) -> list[dict]:
                               limit=bench.limit, predict_only=True, log_samples=True, apply_chat_template=True,
                               system_instruction=cfg.protocol.system_prompt, random_seed=cfg.protocol.seed,
                               numpy_random_seed=cfg.protocol.seed, torch_random_seed=cfg.protocol.seed,
-                              confirm_run_unsafe_code=True)
+                              confirm_run_unsafe_code=cfg.unsafe_code)
     except DistillError:
         raise
     except Exception as exc:  # a dataset that does not load, a task that does not build: name it
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DistillError(f"benchmark {bench.name} (task {bench.task}): {reason}") from exc
     samples = next(iter(out["samples"].values()))
+    if not cfg.unsafe_code and any(isinstance(s["doc"], dict) and s["doc"].get("kind") == "code" for s in samples):
+        raise DistillError(f"benchmark {bench.name} (task {bench.task}): its answers are code, which runs only with "
+                           "unsafe_code: true in the suite; nothing was scored")
     rows = []
     for sample in sorted(samples, key=lambda s: int(s["doc_id"])):
         responses = sample["filtered_resps"][0] if sample["filtered_resps"] else []
