@@ -1,7 +1,8 @@
 """One writer per run directory: an exclusive lock that the OS drops when the holding process dies.
 
 The lock file sits beside the directory (`.NAME.lock`), not inside it, because curate and report replace
-their output directory whole at the end, and a lock inside it would be swapped out with it.
+their output directory whole at the end, and a lock inside it would be swapped out with it. It is removed
+when released; a killed holder leaves it behind, unlocked, for the next run to take.
 """
 
 from __future__ import annotations
@@ -39,15 +40,19 @@ def acquire(directory: str | Path, stage: str) -> None:
         _held[path][1] += 1
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+", encoding="utf-8")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = _describe(handle.read())
-        handle.close()
-        raise RunDirectoryBusy(f"{Path(directory)}: in use by {holder}; one run directory takes one writer at a "
-                               "time: wait for it to end, or use another directory") from None
+    while True:
+        handle = open(path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = _describe(handle.read())
+            handle.close()
+            raise RunDirectoryBusy(f"{Path(directory)}: in use by {holder}; one run directory takes one writer at a "
+                                   "time: wait for it to end, or use another directory") from None
+        if _same_file(handle, path):
+            break
+        handle.close()  # the holder removed the file between our open and our lock: take the new one
     handle.seek(0)
     handle.truncate()
     handle.write(json.dumps({"pid": os.getpid(), "stage": stage, "host": platform.node(),
@@ -64,7 +69,8 @@ def release(directory: str | Path) -> None:
     entry[1] -= 1
     if entry[1] == 0:
         del _held[path]
-        entry[0].close()  # closing drops the flock; the file stays, empty of meaning until the next holder
+        path.unlink(missing_ok=True)  # removed while held; a process that opened it just before then sees the swap
+        entry[0].close()
 
 
 @contextlib.contextmanager
@@ -74,6 +80,13 @@ def holding(directory: str | Path, stage: str) -> Iterator[None]:
         yield
     finally:
         release(directory)
+
+
+def _same_file(handle, path: Path) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _describe(text: str) -> str:

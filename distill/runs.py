@@ -65,6 +65,23 @@ def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [prefix.rstrip(".")] if old != new else []
 
 
+def check_replaceable(directory: str | Path, stage: str, key: str) -> None:
+    """Refuse to replace `directory` whole unless it is absent, empty, or an earlier output of `stage`:
+    a mistyped output path must never wipe traces, a model or a checkout."""
+    directory = Path(directory)
+    if not directory.exists() or (directory.is_dir() and not any(directory.iterdir())):
+        return
+    manifest = directory / "manifest.json"
+    try:
+        held = json.loads(manifest.read_text()).get("stage") if manifest.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        held = None
+    if held != stage:
+        what = f"a {held} run" if held else "files that no distill " + stage + " wrote"
+        raise UsageError(f"{key}: {directory} holds {what}; {stage} replaces its output directory whole, so it "
+                         "must be new, empty, or an earlier output of this stage")
+
+
 class Run:
     """One stage's run directory: `config.yaml` (resolved), `manifest.json`, outputs, `log.txt`.
 

@@ -223,3 +223,16 @@ def test_a_prompt_without_a_reference_is_rejected_unless_unverified_traces_are_a
     summary = json.loads((out / "curation.json").read_text())
     assert summary["accepted"] == (2 if verifier == "code" else 3)
     assert summary["accepted_unverified"] == 2
+
+
+def test_an_output_that_would_replace_the_traces_is_refused_and_the_traces_survive(tmp_path):
+    path, run = write_run(tmp_path, [trace("p1", 0, GOOD.format(work="6 * 7 = 42", answer=42))])
+    shards = sorted((run / "traces").iterdir())
+    result = run_cli("curate", path, "curate.output=traces")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: curate.output: {run / 'traces'} holds files that no distill curate wrote; curate replaces its output "
+        "directory whole, so it must be new, empty, or an earlier output of this stage"]
+    assert sorted((run / "traces").iterdir()) == shards
+    result = run_cli("curate", path, "curate.output=..")
+    assert result.returncode == 2 and "curate.output" in result.stderr and "string should match pattern" in result.stderr.lower()
+    assert run_cli("curate", path).returncode == 0 and run_cli("curate", path).returncode == 0  # its own output: replaced

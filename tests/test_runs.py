@@ -59,3 +59,20 @@ def test_last_complete_checkpoint_skips_and_removes_partial_saves(tmp_path):
     assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-10"]
     assert last_complete_checkpoint(tmp_path / "missing") is None
+
+
+def test_only_absent_empty_or_same_stage_directories_may_be_replaced_whole(tmp_path):
+    from distill.runs import check_replaceable
+
+    check_replaceable(tmp_path / "absent", "report", "out_dir")
+    (tmp_path / "empty").mkdir()
+    check_replaceable(tmp_path / "empty", "report", "out_dir")
+    report = Run(tmp_path / "report", "report", ToyWorldConfig()).start()
+    report.finish()
+    check_replaceable(tmp_path / "report", "report", "out_dir")
+    with pytest.raises(UsageError, match=r"out_dir: .*/report holds a report run; curate replaces"):
+        check_replaceable(tmp_path / "report", "curate", "out_dir")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.safetensors").write_bytes(b"weights")
+    with pytest.raises(UsageError, match=r"holds files that no distill report wrote"):
+        check_replaceable(tmp_path / "model", "report", "out_dir")

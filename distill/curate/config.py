@@ -64,7 +64,8 @@ class SandboxSettings(Section):
 
 
 class CurateSection(Section):
-    output: str = Field(default="curated", pattern=r"^[A-Za-z0-9_.-]+$")  # <run>/<output>/: several curations of one run
+    # <run>/<output>/: several curations of one run. A plain name, so that it stays inside the run directory.
+    output: str = Field(default="curated", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     verifier: Literal["auto", "math", "code", "none"] = "auto"  # auto: tests -> code, answer -> math
     # A trace whose prompt has no reference (no answer, no tests) is rejected as `no reference`, unless this is on;
     # then it is kept unverified and counted as such. `verifier: none` keeps every trace unverified.

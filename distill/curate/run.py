@@ -39,7 +39,7 @@ from distill.curate.decontaminate import Decontaminator
 from distill.errors import UsageError
 from distill.io import atomic_write_json, atomic_write_parquet, replace_dir, staging_dir_for
 from distill.progress import fmt_count, fmt_duration, say
-from distill.runs import Run
+from distill.runs import Run, check_replaceable
 from distill.teacher.config import GenerateConfig
 from distill.traces import LOGPROB_COLUMNS, SCHEMA, iter_batches, latest_rank
 
@@ -421,6 +421,7 @@ def curate(cfg: GenerateConfig) -> Path:
     out_dir = run_dir / c.output
     decon = load_benchmarks(c)
     with locks.holding(out_dir, "curate"):
+        check_replaceable(out_dir, "curate", "curate.output")
         # Outputs are recomputed whole and swapped in at the end: any config change is fine (no fingerprint).
         staging = staging_dir_for(out_dir)
         run = Run(staging, "curate", cfg, lock_dir=out_dir).start()

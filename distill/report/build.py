@@ -16,7 +16,7 @@ from distill.report.html import render_html
 from distill.report.loading import Inputs, load_inputs
 from distill.report.markdown import render_markdown
 from distill.report.stats import Headline, headline
-from distill.runs import Run
+from distill.runs import Run, check_replaceable
 
 
 def as_config(report: ReportConfig | str | Path) -> ReportConfig:
@@ -140,6 +140,7 @@ def build_report(cfg: ReportConfig) -> Path:
     numbers = headline(inputs, cfg)
     final = Path(cfg.out_dir)
     with locks.holding(final, "report"):
+        check_replaceable(final, "report", "out_dir")
         staging = staging_dir_for(final)
         run = Run(staging, "report", cfg, lock_dir=final).start()
         blocks: list[Block] = [Heading(cfg.title, 1), Paragraph(
