@@ -3,13 +3,18 @@
 Traces are stored as parquet shards under a run directory, each written atomically. A shard is
 immutable once written; resuming appends new shards. Reading deduplicates by (prompt_id,
 sample_index), keeping a successful sample over a failed try of the same pair.
+
+Every shard is checked against SCHEMA when it is opened: an unreadable shard, a missing column or a
+null key is a DamagedShard error naming the shard and the fix, never rows of nulls.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from collections.abc import Iterator
@@ -19,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from distill.errors import DistillError
 from distill.io import atomic_write_parquet
 
 THINK_END = "</think>"
@@ -54,6 +60,22 @@ SCHEMA = pa.schema([
     ("logprobs", pa.list_(pa.float16())),
 ])
 LOGPROB_COLUMNS = ["token_ids", "logprob_ids", "logprobs"]
+# Every other column must be in a shard. The logprob columns may be absent (shards from before they existed):
+# absent means none were stored, which is what nulls say.
+REQUIRED_COLUMNS = [name for name in SCHEMA.names if name not in LOGPROB_COLUMNS]
+KEY_COLUMNS = ["prompt_id", "sample_index", "status"]
+STATUSES = {"ok", "failed"}
+# The prompt as stored in a trace: a prompt whose text changes changes these.
+PROMPT_COLUMNS = ["prompt_messages", "answer", "tests", "metadata"]
+
+
+class DamagedShard(DistillError):
+    """A trace shard that cannot be read, or does not fit SCHEMA."""
+
+    def __init__(self, path: Path, reason: str):
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"{path}: damaged trace shard ({reason}); `distill generate RUN.yaml repair=true` moves it to "
+                         f"{Path(path).parent / 'damaged'}/ and generates its samples again")
 
 
 def split_reasoning(response: str) -> tuple[str | None, str]:
@@ -99,14 +121,39 @@ class Trace:
         reasoning, final = split_reasoning(self.response) if self.response is not None else (None, None)
         row.update(
             trace_id=f"{self.prompt_id}/{self.sample_index}",
-            prompt_messages=json.dumps(self.prompt_messages, ensure_ascii=False),
-            tests=None if self.tests is None else json.dumps(self.tests, ensure_ascii=False),
-            metadata=json.dumps(self.metadata, ensure_ascii=False),
+            **stored_prompt(self.prompt_messages, self.answer, self.tests, self.metadata),
             sampling=json.dumps(self.sampling, sort_keys=True),
             reasoning=reasoning,
             final_answer=final,
         )
         return row
+
+
+def stored_prompt(messages: list[dict], answer: str | None, tests: Any, metadata: dict) -> dict:
+    """The PROMPT_COLUMNS of a trace row, as stored."""
+    return {"prompt_messages": json.dumps(messages, ensure_ascii=False), "answer": answer,
+            "tests": None if tests is None else json.dumps(tests, ensure_ascii=False),
+            "metadata": json.dumps(metadata, ensure_ascii=False)}
+
+
+def prompt_digest(row: dict) -> str:
+    """A hash of a row's PROMPT_COLUMNS: equal for every trace of one prompt text."""
+    return hashlib.sha256(json.dumps([row[c] for c in PROMPT_COLUMNS]).encode()).hexdigest()[:16]
+
+
+def storable_row(trace: Trace) -> dict:
+    """`trace.to_row()`, checked against SCHEMA; a trace whose answer does not fit is stored as a failed sample
+    with the reason instead, so that writing a shard never fails on a row (and never loses the others)."""
+    try:
+        row = trace.to_row()
+        pa.Table.from_pylist([row], schema=SCHEMA)
+        return row
+    except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        failed = replace(trace, status="failed", error=f"answer does not fit the trace schema: {reason}", response=None,
+                         finish_reason=None, prompt_tokens=None, completion_tokens=None, token_ids=None,
+                         top_logprob_ids=None, top_logprobs=None)
+        return failed.to_row()
 
 
 def flatten_top_k(ids: list[list[int]] | None, values: list[list[float]] | None) -> tuple[list[int] | None, np.ndarray | None]:
@@ -148,9 +195,12 @@ class ShardWriter:
         self.next_index = max(numbers, default=-1) + 1
 
     def write(self, traces: list[Trace]) -> Path | None:
-        if not traces:
+        return self.write_rows([t.to_row() for t in traces])
+
+    def write_rows(self, rows: list[dict]) -> Path | None:
+        if not rows:
             return None
-        table = pa.Table.from_pylist([t.to_row() for t in traces], schema=SCHEMA)
+        table = pa.Table.from_pylist(rows, schema=SCHEMA)
         final = atomic_write_parquet(table, self.dir / f"shard-{self.next_index:06d}.parquet")
         self.next_index += 1
         return final
@@ -163,12 +213,94 @@ def shard_paths(directory: str | Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if SHARD.match(p.name))
 
 
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def open_shard(path: Path) -> pq.ParquetFile:
+    """The shard, once its footer reads and it has every required column; else DamagedShard."""
+    try:
+        file = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DamagedShard(path, _first_line(exc)) from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in file.schema_arrow.names]
+    if missing:
+        raise DamagedShard(path, f"no column {', '.join(missing)}")
+    return file
+
+
+def _conform(path: Path, data: pa.Table | pa.RecordBatch, fields: list[pa.Field]) -> list[pa.Array]:
+    """`data`'s columns as `fields` (absent logprob columns as nulls), keys checked; else DamagedShard."""
+    arrays = []
+    for f in fields:
+        if f.name not in data.schema.names:
+            arrays.append(pa.nulls(data.num_rows, f.type))
+            continue
+        try:
+            arrays.append(data.column(f.name).cast(f.type))
+        except (pa.ArrowException, ValueError) as exc:
+            raise DamagedShard(path, f"column {f.name}: {_first_line(exc)}") from None
+    for f, array in zip(fields, arrays):
+        if f.name in KEY_COLUMNS and array.null_count:
+            raise DamagedShard(path, f"{array.null_count} rows without {f.name}")
+        if f.name == "status":
+            unknown = set(pc.unique(array).to_pylist()) - STATUSES
+            if unknown:
+                raise DamagedShard(path, f"status {sorted(unknown)[0]!r}, expected ok or failed")
+    return arrays
+
+
+def read_shard(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """One shard, checked, with SCHEMA's types."""
+    fields = [SCHEMA.field(c) for c in (columns or SCHEMA.names)]
+    file = open_shard(path)
+    present = [f.name for f in fields if f.name in file.schema_arrow.names]
+    try:
+        table = file.read(columns=present)
+    except (pa.ArrowException, OSError) as exc:
+        raise DamagedShard(path, _first_line(exc)) from None
+    return pa.Table.from_arrays(_conform(path, table, fields), schema=pa.schema(fields))
+
+
 def read_table(directory: str | Path, columns: list[str] | None = None) -> pa.Table:
     """All shards as one table (every try, failed ones included), in write order."""
     paths = shard_paths(directory)
     if not paths:
         return SCHEMA.empty_table() if columns is None else SCHEMA.empty_table().select(columns)
-    return pa.concat_tables(pq.read_table(p, columns=columns, schema=SCHEMA) for p in paths)
+    return pa.concat_tables(read_shard(p, columns) for p in paths)
+
+
+def find_damaged(directory: str | Path) -> list[tuple[Path, str]]:
+    """(shard, reason) for every shard that does not read whole and fit SCHEMA."""
+    damaged = []
+    for path in shard_paths(directory):
+        try:
+            read_shard(path)
+        except DamagedShard as exc:
+            damaged.append((path, exc.reason))
+    return damaged
+
+
+def move_aside(path: Path) -> Path:
+    """Move a damaged shard to `damaged/` beside it (out of every read), under a name not yet taken there."""
+    target = path.parent / "damaged" / path.name
+    target.parent.mkdir(exist_ok=True)
+    number = 0
+    while target.exists():
+        number += 1
+        target = target.with_name(f"{path.name}.{number}")
+    os.replace(path, target)
+    return target
+
+
+def prompt_digests(directory: str | Path) -> dict[str, set[str]]:
+    """prompt_id -> the digests of its stored prompt text (one, unless the source changed under the run)."""
+    digests: dict[str, set[str]] = {}
+    for path in shard_paths(directory):
+        for row in read_shard(path, ["prompt_id", *PROMPT_COLUMNS]).to_pylist():
+            digests.setdefault(row["prompt_id"], set()).add(prompt_digest(row))
+    return digests
 
 
 def latest_rows(directory: str | Path) -> list[dict]:
@@ -207,17 +339,22 @@ def iter_batches(directory: str | Path, columns: list[str] | None = None,
                  batch_size: int = 4096) -> Iterator[tuple[int, pa.RecordBatch]]:
     """(row number of its first row over all shards, batch), shard by shard in write order, with SCHEMA's types.
 
-    Columns that older shards lack come back as nulls, as in `read_table`.
+    Logprob columns that older shards lack come back as nulls; any other missing column is a DamagedShard.
     """
     fields = [SCHEMA.field(c) for c in (columns or SCHEMA.names)]
     start = 0
     for path in shard_paths(directory):
-        file = pq.ParquetFile(path)
+        file = open_shard(path)
         present = [f.name for f in fields if f.name in file.schema_arrow.names]
-        for batch in file.iter_batches(batch_size=batch_size, columns=present):
-            arrays = [batch.column(f.name).cast(f.type) if f.name in present else pa.nulls(batch.num_rows, f.type)
-                      for f in fields]
-            yield start, pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+        batches = file.iter_batches(batch_size=batch_size, columns=present)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except (pa.ArrowException, OSError) as exc:
+                raise DamagedShard(path, _first_line(exc)) from None
+            yield start, pa.RecordBatch.from_arrays(_conform(path, batch, fields), schema=pa.schema(fields))
             start += batch.num_rows
 
 

@@ -1,23 +1,35 @@
 """A FAKE OpenAI-compatible server (what a hosted API looks like from here), with injectable faults.
 
-Used only for the retry/backoff/endpoint logic of the openai engine, which a healthy real server
-cannot be made to exercise; the real vLLM server is tested in test_vllm_server.py.
+Used only for the retry/backoff/endpoint logic of the openai engine and for answers a real server
+would not give on purpose (malformed bodies); the real vLLM server is tested in test_vllm_server.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 
 from aiohttp import web
 
 
 class FakeOpenAIServer:
-    """`faults`: a list consumed one per request: 'ok', '500', 'empty', 'drop', 'short' (one choice fewer)."""
+    """`faults`: a list consumed one per request, each one of
+    'ok', '500', 'empty' ({"choices": []}), 'drop' (connection closed), 'short' (one choice fewer),
+    'zero' (a zero-byte 200), a dict (sent as the JSON body of a 200) or bytes (sent as the raw body of a 200).
+    `first_per_prompt`: a fault for the first request of each distinct prompt text, before `faults` apply.
+    `health`: serve vLLM's `/health`; hosted APIs have none, only `/v1/models` (which needs `api_key` when set).
+    """
 
-    def __init__(self, faults: list[str] | None = None):
+    def __init__(self, faults: list | None = None, first_per_prompt=None, health: bool = True,
+                 api_key: str | None = None):
         self.faults = list(faults or [])
+        self.first_per_prompt = first_per_prompt
+        self.health = health
+        self.api_key = api_key
         self.requests: list[dict] = []
+        self.health_checks: list[str] = []
+        self.seen_prompts: set[str] = set()
         self.port: int | None = None
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -26,7 +38,18 @@ class FakeOpenAIServer:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
-        fault = self.faults.pop(0) if self.faults else "ok"
+        prompt = json.dumps(body["messages"])
+        if self.first_per_prompt is not None and prompt not in self.seen_prompts:
+            self.seen_prompts.add(prompt)
+            fault = self.first_per_prompt
+        else:
+            fault = self.faults.pop(0) if self.faults else "ok"
+        if isinstance(fault, dict):
+            return web.json_response(fault)
+        if isinstance(fault, bytes):
+            return web.Response(status=200, body=fault, content_type="application/json")
+        if fault == "zero":
+            return web.Response(status=200, body=b"", content_type="application/json")
         if fault == "500":
             return web.Response(status=500, text="internal error")
         if fault == "empty":
@@ -42,12 +65,21 @@ class FakeOpenAIServer:
         return web.json_response({"choices": choices, "usage": {"prompt_tokens": 10, "completion_tokens": 5 * n}})
 
     async def _health(self, request: web.Request) -> web.Response:
+        self.health_checks.append("/health")
         return web.Response(text="ok")
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self.health_checks.append("/v1/models")
+        if self.api_key and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return web.json_response({"error": "unauthorized"}, status=401)
+        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
-        app.router.add_get("/health", self._health)
+        app.router.add_get("/v1/models", self._models)
+        if self.health:
+            app.router.add_get("/health", self._health)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

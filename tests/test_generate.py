@@ -15,7 +15,7 @@ from conftest import ROOT, SHARED_DATA
 from distill.config import load_config
 from distill.engines import EngineError, SamplingParams
 from distill.engines.openai import OpenAIEngine
-from distill.errors import UsageError
+from distill.errors import DistillError, UsageError
 from distill.teacher.config import EngineSection, GenerateConfig
 from distill.teacher.generate import generate
 from distill.teacher.prompts import load_prompts
@@ -148,7 +148,8 @@ def test_failed_and_missing_samples_are_recorded_not_dropped(tmp_path, toy_world
         cfg = load_config(path, GenerateConfig, ["engine.kind=openai", "engine.model=fake", "engine.max_concurrency=1",
                                                  f"engine.base_urls=[{server.base_url}]", "engine.max_retries=2",
                                                  "engine.backoff_base_s=0.01", "engine.vllm_extensions=false"])
-        generate(cfg)
+        with pytest.raises(DistillError, match="4 of 6 samples still failed after retries.*rerun the same command"):
+            generate(cfg)
     rows = sorted(latest_rows(tmp_path / "run" / "traces"), key=lambda r: (r["prompt_id"], r["sample_index"]))
     assert len(rows) == 6
     first, second = rows[:3], rows[3:]

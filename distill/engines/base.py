@@ -29,6 +29,7 @@ class Completion:
     token_ids: list[int] | None = None
     top_logprob_ids: list[list[int]] | None = None
     top_logprobs: list[list[float]] | None = None
+    error: str | None = None  # set: this sample failed (e.g. a malformed choice); its siblings may still be fine
 
 
 @dataclass

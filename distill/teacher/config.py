@@ -50,7 +50,8 @@ class EngineSection(Section):
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
     endpoint_failures_before_down: int = Field(default=3, ge=1)
-    endpoint_cooldown_s: float = 10.0
+    endpoint_cooldown_s: float = 10.0  # doubled at each outage (to 16x), halved back as the endpoint succeeds
+    health_check_interval_s: float = Field(default=1.0, gt=0)  # while every endpoint is down
     all_down_timeout_s: float = 600.0  # every endpoint down this long: remaining samples fail (resumable)
     vllm_extensions: bool = True  # vLLM servers: token ids for exact counts and logprobs
     vllm_args: dict[str, Any] = Field(default_factory=dict)  # kind vllm: LLM(...) arguments
@@ -84,6 +85,11 @@ class GenerateConfig(Section):
     curate: CurateSection = Field(default_factory=CurateSection)  # what `distill curate` keeps
     flush_every: int = Field(default=64, ge=1)  # traces per shard at most
     flush_seconds: float = Field(default=10.0, gt=0)  # and at least this often
+    # Samples still failed after retries make `distill generate` exit 1 when they are more than this share of
+    # the run (0: any failed sample). Rerunning the same command retries exactly the failed ones.
+    max_failed_fraction: float = Field(default=0.0, ge=0, le=1)
+    # Move damaged trace shards aside to traces/damaged/ and generate their samples again (`repair=true`).
+    repair: bool = False
 
     @model_validator(mode="after")
     def _defaults(self) -> GenerateConfig:

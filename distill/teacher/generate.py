@@ -1,25 +1,31 @@
 """`distill generate RUN.yaml`: k samples per prompt from the teacher, as trace shards, resumable.
 
-Kill it at any moment and run it again: samples already in a shard are kept, the rest are requested
-again, and at the end every (prompt, sample) pair is present exactly once (failed tries included,
-superseded by a later success).
+Kill it at any moment and run it again: samples already in a shard are kept, the rest (failed ones
+included) are requested again, and at the end every (prompt, sample) pair is present exactly once
+(failed tries included, superseded by a later success). It exits 1 while more than
+`max_failed_fraction` of the samples are still failed, and refuses to resume over traces made from
+other settings or another text of the same prompts. `repair=true` moves damaged shards aside and
+generates their samples again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from collections import Counter
 from pathlib import Path
 
 from distill.engines import SamplingParams, make_engine
+from distill.errors import DistillError, UsageError
 from distill.io import atomic_write_json
 from distill.progress import fmt_count, fmt_duration, say
 from distill.runs import Run
 from distill.teacher.config import GenerateConfig
 from distill.teacher.prompts import Prompt, load_prompts, source_name
-from distill.traces import ShardWriter, Trace, done_pairs, latest_rows
+from distill.traces import (ShardWriter, Trace, done_pairs, find_damaged, latest_rows, move_aside, prompt_digest,
+                            prompt_digests, shard_paths, storable_row, stored_prompt)
 
 
 def fingerprint(cfg: GenerateConfig) -> dict:
@@ -75,7 +81,7 @@ async def _generate(cfg: GenerateConfig, prompts: list[Prompt], todo: list[tuple
     writer = ShardWriter(traces_dir)
     total = len(prompts) * cfg.sampling.n
     progress = Progress(cfg.name, len(prompts), total, done)
-    buffer: list[Trace] = []
+    buffer: list[dict] = []  # rows checked against the schema: a flush never fails on one
     last_flush = time.time()
     limit = asyncio.Semaphore(cfg.engine.max_concurrency)
     source = source_name(cfg.prompts)
@@ -84,7 +90,7 @@ async def _generate(cfg: GenerateConfig, prompts: list[Prompt], todo: list[tuple
     def flush(force: bool = False) -> None:
         nonlocal buffer, last_flush
         if buffer and (force or len(buffer) >= cfg.flush_every or time.time() - last_flush >= cfg.flush_seconds):
-            writer.write(buffer)
+            writer.write_rows(buffer)
             buffer, last_flush = [], time.time()
 
     async def one(prompt: Prompt, indices: list[int]) -> None:
@@ -101,14 +107,16 @@ async def _generate(cfg: GenerateConfig, prompts: list[Prompt], todo: list[tuple
                 result = await engine.complete(messages, params)
             except Exception as exc:  # recorded on every sample of the request, never dropped
                 error = f"{type(exc).__name__}: {exc}"
-                buffer.extend(Trace(**base, sample_index=i, status="failed", error=error) for i in indices)
+                buffer.extend(storable_row(Trace(**base, sample_index=i, status="failed", error=error)) for i in indices)
                 progress.add(len(indices), 0, len(indices))
                 flush()
                 return
         traces = []
         for position, index in enumerate(indices):
-            if position < len(result.completions):
-                c = result.completions[position]
+            c = result.completions[position] if position < len(result.completions) else None
+            if c is not None and c.error:  # this sample's answer did not fit; its siblings may have
+                traces.append(Trace(**base, sample_index=index, status="failed", error=c.error, endpoint=result.endpoint))
+            elif c is not None:
                 traces.append(Trace(**base, sample_index=index, response=c.text, finish_reason=c.finish_reason,
                                     prompt_tokens=result.prompt_tokens, completion_tokens=c.completion_tokens,
                                     latency_s=result.latency_s, endpoint=result.endpoint,
@@ -116,9 +124,9 @@ async def _generate(cfg: GenerateConfig, prompts: list[Prompt], todo: list[tuple
             else:  # the server returned fewer choices than asked: the missing ones are failures
                 traces.append(Trace(**base, sample_index=index, status="failed",
                                     error=f"server returned {len(result.completions)} of {len(indices)} samples"))
-        buffer.extend(traces)
-        progress.add(len(traces), sum(t.completion_tokens or 0 for t in traces),
-                     sum(t.status == "failed" for t in traces))
+        rows = [storable_row(t) for t in traces]
+        buffer.extend(rows)
+        progress.add(len(rows), sum(r["completion_tokens"] or 0 for r in rows), sum(r["status"] == "failed" for r in rows))
         flush()
 
     try:
@@ -133,8 +141,30 @@ def generate(cfg: GenerateConfig) -> Path:
     run_dir = Path(cfg.run_dir)
     traces_dir = run_dir / "traces"
     prompts = load_prompts(cfg.prompts)
+    check_manifest(run_dir, traces_dir)
     run = Run(run_dir, "generate", cfg, fingerprint(cfg)).start()
+    try:
+        summary = _run(cfg, prompts, traces_dir)
+    except BaseException:
+        run.finish(status="failed")
+        raise
+    failed, total = summary["failed"], summary["traces"]
+    too_many = failed > 0 and failed > cfg.max_failed_fraction * total
+    run.finish(status="failed" if too_many else "completed",
+               **{k: summary[k] for k in ("traces", "ok", "failed", "prompt_tokens", "completion_tokens")})
+    if too_many:
+        reason = max(summary["errors"].items(), key=lambda item: item[1])[0] if summary["errors"] else "?"
+        raise DistillError(f"{failed} of {total} samples still failed after retries (more than max_failed_fraction "
+                           f"{cfg.max_failed_fraction:g}); most often: {reason}; rerun the same command to retry only "
+                           f"the failed samples (the {summary['ok']} done are kept)")
+    return traces_dir
+
+
+def _run(cfg: GenerateConfig, prompts: list[Prompt], traces_dir: Path) -> dict:
     started = time.time()
+    if cfg.repair:
+        repair(cfg, traces_dir)
+    check_prompts(cfg, prompts, traces_dir)
     done = done_pairs(traces_dir)
     todo = [(p, missing) for p in prompts
             if (missing := [i for i in range(cfg.sampling.n) if (p.id, i) not in done])]
@@ -146,13 +176,53 @@ def generate(cfg: GenerateConfig) -> Path:
     progress = asyncio.run(_generate(cfg, prompts, todo, already, traces_dir))
     summary = summarize(cfg, traces_dir, {p.id for p in prompts}, time.time() - started)
     summary["tokens_per_second"] = round(progress.tokens / max(time.time() - progress.start, 1e-9), 1)
-    atomic_write_json(run_dir / "generate_summary.json", summary)
-    run.finish(**{k: summary[k] for k in ("traces", "ok", "failed", "prompt_tokens", "completion_tokens")})
+    atomic_write_json(Path(cfg.run_dir) / "generate_summary.json", summary)
     say(f"[generate {cfg.name}] done: {summary['ok']} ok, {summary['failed']} failed of {summary['traces']} "
         f"({len(prompts)} prompts x {cfg.sampling.n}); finish {dict(summary['finish_reasons'])}; "
         f"tokens in {fmt_count(summary['prompt_tokens'])} out {fmt_count(summary['completion_tokens'])}; "
         f"{fmt_duration(summary['wall_seconds'])}; est. cost ${summary['cost_usd']:.2f} -> {traces_dir}")
-    return traces_dir
+    return summary
+
+
+def check_manifest(run_dir: Path, traces_dir: Path) -> None:
+    """Shards whose settings are unknown (no readable generate manifest beside them) are not resumed over."""
+    if not shard_paths(traces_dir):
+        return
+    path = run_dir / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        known = isinstance(manifest, dict) and manifest.get("stage") == "generate" and "fingerprint" in manifest
+    except (OSError, ValueError):
+        known = False
+    if not known:
+        raise UsageError(f"{traces_dir}: holds trace shards but {path} is missing or unreadable, so the settings "
+                         "they were made with are unknown and resuming could mix traces of different settings; "
+                         "restore the manifest, or move the shards away, or use a new run_dir")
+
+
+def check_prompts(cfg: GenerateConfig, prompts: list[Prompt], traces_dir: Path) -> None:
+    """Refuse to resume when a prompt that already has traces now reads differently (the source edited in place)."""
+    stored = prompt_digests(traces_dir)
+    if not stored:
+        return
+    p = cfg.prompts
+    changed = [prompt.id for prompt in prompts if prompt.id in stored and stored[prompt.id] != {prompt_digest(stored_prompt(
+        prompt.messages(p.template, p.system_prompt, p.alt_template, p.alt_template_field),
+        prompt.answer, prompt.tests, prompt.metadata))}]
+    if changed:
+        raise UsageError(f"prompts.source: {len(changed)} prompts with traces in {traces_dir} read differently now "
+                         f"(first: id {changed[0]!r}): {p.source} was edited since; resuming would mix traces of two "
+                         "versions of a prompt. Restore the source, or use a new run_dir")
+
+
+def repair(cfg: GenerateConfig, traces_dir: Path) -> None:
+    damaged = find_damaged(traces_dir)
+    for path, reason in damaged:
+        target = move_aside(path)
+        say(f"[generate {cfg.name}] repair: {path.name} is damaged ({reason}); moved to {target}, "
+            "its samples are generated again")
+    if not damaged:
+        say(f"[generate {cfg.name}] repair: no damaged shard in {traces_dir}")
 
 
 def summarize(cfg: GenerateConfig, traces_dir: Path, prompt_ids: set[str], wall: float) -> dict:
