@@ -145,7 +145,9 @@ def test_whole_math500_through_the_worker_pool(tmp_path):
     ('{"response": "x", "answer": null}\n', "{path}:1: 'answer' must be a string or a number"),
     ('[1, 2]\n', "{path}:1: expected a JSON object, got list"),
     ('\n\n', "{path}: no generations (the file is empty)"),
-    (b'\xff\xfe{\x00"\x00', "{path}:1: not UTF-8 text (expected JSON lines)"),
+    (b'\xff\xfe{\x00"\x00', "{path}:1: not UTF-8 text"),
+    (b'{"response": "1", "answer": "1"}\n{"response": "2", "answer": "2"}\n{"response": "\xe9", "answer": "3"}\n',
+     "{path}:3: not UTF-8 text (byte 15"),  # the line of the bad byte, not of the chunk the reader decoded
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, content, message):
     path = tmp_path / "gens.jsonl"
@@ -169,3 +171,31 @@ def test_progress_lines_for_long_files(monkeypatch):
     found = score.score_generations(generations, reasoning=True, workers=0, log=lines.append)
     assert [[v.correct for v in vs] for vs in found] == [[True, True]] * 3 + [[False, False]] * 2
     assert lines[0].startswith("[score] 1/10 (10%) eta ") and lines[-1].startswith("[score] 10/10 (100%)")
+
+
+@pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
+def test_out_equal_to_the_input_is_refused(tmp_path, link):
+    path = tmp_path / "gens.jsonl"
+    write_jsonl(path, [{"response": R + "\\boxed{9}", "answer": "9"}])
+    before = path.read_bytes()
+    out = path if link == "same" else tmp_path / "out.jsonl"
+    if link == "symlink":
+        out.symlink_to(path)
+    elif link == "hardlink":
+        out.hardlink_to(path)
+    result = run_cli("score", path, "--out", out)
+    assert result.returncode == 2 and result.stderr == f"error: --out {out} is the input {path}: writing the output " \
+        "would destroy the input; choose another --out\n"
+    assert path.read_bytes() == before
+
+
+def test_negative_workers_are_refused_and_zero_scores_in_process(tmp_path):
+    path = tmp_path / "gens.jsonl"
+    write_jsonl(path, [{"response": R + f"\\boxed{{{i}}}", "answer": str(i)} for i in range(200)])  # a pool's worth
+    result = run_cli("score", path, "--workers", "-1")
+    assert result.returncode == 2 and result.stderr == "error: --workers must be 0 (score in this process) or more, got -1\n"
+    assert not (tmp_path / "gens.verdicts.jsonl").exists()
+    result = run_cli("score", path, "--workers", "0")
+    assert result.returncode == 0, result.stderr
+    assert "pass@1 = 100.0%" in result.stdout
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # written atomically, no leftovers

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,22 +47,35 @@ def read_generations(path: str | Path, response_key: str = "response", answer_ke
     """The input lines as Generations; bad input raises UsageError("<file>:<line>: ...").
 
     With the default response key, a line without `response` may hold a `responses` list instead."""
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
     response_keys = [response_key] + (["responses"] if response_key == "response" else [])
-    generations = []
-    number = 0
-    try:
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
-                if line.strip():
-                    generations.append(_parse_line(line, f"{path}:{number}", number, response_keys, answer_key))
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}:{number + 1}: not UTF-8 text (expected JSON lines)") from None
+    generations = [_parse_line(line, f"{path}:{number}", number, response_keys, answer_key)
+                   for number, line in text_lines(path) if line.strip()]
     if not generations:
         raise UsageError(f"{path}: no generations (the file is empty)")
     return generations
+
+
+def text_lines(path: str | Path):
+    """(line number, text) for each line of a UTF-8 file; a missing file or bytes that are not UTF-8 raise
+    UsageError naming the file and the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UsageError(f"{path}:{number}: not UTF-8 text (byte {exc.start + 1}; expected JSON lines)") from None
+            yield number, text
+
+
+def refuse_overwrite(out: str | Path, *inputs: str | Path) -> None:
+    """UsageError when `out` is one of the inputs: the same path, or a symbolic or hard link to it."""
+    for path in inputs:
+        if os.path.exists(out) and os.path.exists(path) and os.path.samefile(out, path):
+            raise UsageError(f"--out {out} is the input {path}: writing the output would destroy the input; "
+                             "choose another --out")
 
 
 def _parse_line(line: str, where: str, number: int, response_keys: list[str], answer_key: str) -> Generation:
@@ -140,6 +154,10 @@ def run_score(input_path: str | Path, out: str | Path | None = None, response_ke
               answer_key: str = "answer", reasoning: bool | None = None, kind: str = "auto",
               workers: int | None = None, log: Callable[[str], None] = say) -> ScoreSummary:
     """Read, score, write the verdicts, and print pass@1 with its 95% bootstrap CI over problems."""
+    if workers is not None and workers < 0:
+        raise UsageError(f"--workers must be 0 (score in this process) or more, got {workers}")
+    out = out or default_out_path(input_path)
+    refuse_overwrite(out, input_path)
     generations = read_generations(input_path, response_key, answer_key)
     how = "given" if reasoning is not None else "detected"
     if reasoning is None:
@@ -148,7 +166,7 @@ def run_score(input_path: str | Path, out: str | Path | None = None, response_ke
     mode = "reasoning: answer after the last </think>" if reasoning else "no reasoning: the whole response"
     log(f"[score] {input_path}: {len(generations)} problems, {samples} samples; {mode} ({how})")
     verdicts = score_generations(generations, reasoning, kind, workers, log)
-    out = write_verdicts(out or default_out_path(input_path), verdicts)
+    out = write_verdicts(out, verdicts)
     correct = [[v.correct for v in vs] for vs in verdicts]
     accuracy = per_problem_accuracy(correct)
     lo, hi = bootstrap_ci(accuracy)
