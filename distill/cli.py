@@ -67,32 +67,37 @@ def cmd_serve(args) -> None:
 
 def cmd_verify_code(args) -> None:
     import json
-    from pathlib import Path
+    import math
 
+    from distill.eval.score import refuse_overwrite, text_lines
+    from distill.io import atomic_write_text
     from distill.verify.code import verify_code
     from distill.verify.sandbox import Limits, LocalSandbox
 
-    path = Path(args.input)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    sandbox = LocalSandbox(allow_weak=args.allow_weak_sandbox)
-    limits = Limits(wall_s=args.timeout, memory_mb=args.memory_mb)
-    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
-    try:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
+    for flag, value in (("--timeout", args.timeout), ("--memory-mb", args.memory_mb)):
+        if not (math.isfinite(value) and value > 0):
+            raise UsageError(f"{flag} must be above 0, got {value}")
+    if args.out:
+        refuse_overwrite(args.out, args.input)
+    items = []  # every line is checked before any program runs
+    for number, line in text_lines(args.input):
+        if line.strip():
             try:
                 item = json.loads(line)
-                code, tests = item["code"], item["tests"]
+                items.append((item, item["code"], item["tests"]))
             except (ValueError, KeyError, TypeError):
-                raise UsageError(f"{path}:{number}: expected a JSON object with 'code' and 'tests'") from None
-            verdict = verify_code(code, tests, item.get("starter_code"), item.get("entry_point"), sandbox, limits)
-            out.write(json.dumps(verdict.to_dict()) + "\n")
-            out.flush()
-    finally:
-        if args.out:
-            out.close()
+                raise UsageError(f"{args.input}:{number}: expected a JSON object with 'code' and 'tests'") from None
+    sandbox = LocalSandbox(allow_weak=args.allow_weak_sandbox)
+    limits = Limits(wall_s=args.timeout, memory_mb=args.memory_mb)
+    lines = []
+    for item, code, tests in items:
+        verdict = verify_code(code, tests, item.get("starter_code"), item.get("entry_point"), sandbox, limits)
+        lines.append(json.dumps(verdict.to_dict()) + "\n")
+        if not args.out:
+            sys.stdout.write(lines[-1])
+            sys.stdout.flush()
+    if args.out:
+        atomic_write_text(args.out, "".join(lines))
 
 
 def cmd_score(args) -> None:
@@ -202,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     scorer.add_argument("--reasoning", action=argparse.BooleanOptionalAction, default=None,
                         help="score the text after the last </think> (default: on when any response has one)")
     scorer.add_argument("--answer-kind", choices=["auto", "integer", "choice", "math"], default="auto")
-    scorer.add_argument("--workers", type=int, default=None, help="scoring processes (default: all cores; 0: none)")
+    scorer.add_argument("--workers", type=int, default=None,
+                        help="scoring processes (default: all cores; 0: score in this process, no worker processes)")
     scorer.set_defaults(func=cmd_score)
     check = sub.add_parser("toy-check", help="sampled pass@1 of a model on the toy world's held-out problems")
     check.add_argument("model", metavar="MODEL_DIR")

@@ -184,6 +184,83 @@ def test_verify_code_cli_prints_one_verdict_per_line_in_order(tmp_path):
     assert result.returncode == 2 and result.stderr.strip() == f"error: {bad}:1: expected a JSON object with 'code' and 'tests'"
 
 
+def test_program_cannot_read_the_expected_outputs_from_the_data_files():
+    # Before the sandbox hid the host, this program passed LiveCodeBench tests without solving anything.
+    cheat = ("import json, sys\ndata = sys.stdin.read()\n"
+             f"problems = json.load(open({str(SHARED_DATA / 'code' / 'livecodebench_2408_2501_public_tests.json')!r}))\n"
+             "print(next(t['output'] for p in problems for t in p['tests'] if t['input'] == data))\n")
+    verdict = verify_code(cheat, LCB[0]["tests"])
+    assert verdict.status == "error" and "FileNotFoundError" in verdict.detail, verdict
+
+
+def test_verify_code_cli_wrong_types_are_error_verdicts_and_the_run_goes_on(tmp_path):
+    lines = [
+        {"code": 5, "tests": ["assert True"]},
+        {"code": "x = 1", "tests": [1, 2]},
+        {"code": "print(1)", "tests": ["assert True", {"input": "", "output": "1"}]},
+        {"code": "print(1)", "tests": [{"input": 5, "output": "1"}]},
+        {"code": "x = 1", "tests": {"inputs": [], "outputs": []}},
+        {"code": "x = 1", "tests": ["assert x == 1"], "entry_point": ["x"]},
+        {"code": "x = 1", "tests": ["assert x == 1"]},
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    result = run_cli("verify-code", path, "--timeout", "5")
+    assert result.returncode == 0, result.stderr
+    verdicts = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [v["status"] for v in verdicts] == ["error"] * 6 + ["passed"]
+    assert [v["detail"] for v in verdicts[:6]] == [
+        "code must be a string, got int",
+        "tests must be all assert strings or all {input, output} objects, got int",
+        "tests must be all assert strings or all {input, output} objects, got dict, str",
+        "test 0: input and output must be strings",
+        "unsupported tests: {'inputs': [], 'outputs': []}",
+        "entry_point must be a string, got list",
+    ]
+
+
+@pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
+def test_verify_code_cli_refuses_out_equal_to_the_input(tmp_path, link):
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({"code": "x = 1", "tests": ["assert x == 1"]}) + "\n")
+    before = path.read_bytes()
+    out = path if link == "same" else tmp_path / "out.jsonl"
+    if link == "symlink":
+        out.symlink_to(path)
+    elif link == "hardlink":
+        out.hardlink_to(path)
+    result = run_cli("verify-code", path, "--out", out)
+    assert result.returncode == 2 and result.stderr == f"error: --out {out} is the input {path}: writing the output " \
+        "would destroy the input; choose another --out\n"
+    assert path.read_bytes() == before
+    out = tmp_path / "verdicts.jsonl"
+    assert run_cli("verify-code", path, "--out", out).returncode == 0
+    assert [json.loads(line)["status"] for line in out.read_text().splitlines()] == ["passed"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # atomic: no temporary left
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--timeout", "0"], "--timeout must be above 0, got 0.0"),
+    (["--timeout", "-1"], "--timeout must be above 0, got -1.0"),
+    (["--timeout", "nan"], "--timeout must be above 0, got nan"),
+    (["--memory-mb", "0"], "--memory-mb must be above 0, got 0"),
+])
+def test_verify_code_cli_refuses_limits_at_or_below_zero(tmp_path, flags, message):
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({"code": "x = 1", "tests": ["assert x == 1"]}) + "\n")
+    result = run_cli("verify-code", path, *flags)
+    assert result.returncode == 2 and result.stderr == f"error: {message}\n"
+
+
+def test_verify_code_cli_names_the_line_of_bytes_that_are_not_utf8(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(json.dumps({"code": "x = 1", "tests": ["assert x == 1"]}).encode() + b"\n" +
+                     b'{"code": "print(\xff)", "tests": ["assert True"]}\n')
+    result = run_cli("verify-code", path)
+    assert result.returncode == 2 and result.stderr.startswith(f"error: {path}:2: not UTF-8 text")
+    assert len(result.stderr.splitlines()) == 1 and result.stdout == ""  # checked before any program runs
+
+
 def test_sandbox_refuses_without_namespaces_unless_weak_mode_is_allowed(monkeypatch):
     from distill.verify import sandbox as sb
 

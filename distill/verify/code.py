@@ -72,19 +72,42 @@ def _failure(result: RunResult, what: str) -> CodeVerdict:
     return CodeVerdict(False, status, f"{what}: exit {result.returncode}: {last}")
 
 
+def _wrong_types(code: Any, tests: Any, starter_code: Any, entry_point: Any) -> str | None:
+    """What is wrong with the item's types (code, tests, starter code, entry point), or None."""
+    for name, value in (("code", code), ("starter_code", starter_code), ("entry_point", entry_point)):
+        if value is not None and not isinstance(value, str):
+            return f"{name} must be a string, got {type(value).__name__}"
+    if isinstance(tests, str) and "def check(" in tests:
+        return None
+    if not isinstance(tests, list) or not tests:
+        return f"unsupported tests: {str(tests)[:100]}"
+    if all(isinstance(t, str) for t in tests):
+        return None
+    if not all(isinstance(t, dict) for t in tests):
+        kinds = ", ".join(sorted({type(t).__name__ for t in tests}))
+        return f"tests must be all assert strings or all {{input, output}} objects, got {kinds}"
+    for index, test in enumerate(tests):
+        if not all(isinstance(test.get(key, ""), str) for key in ("input", "output")):
+            return f"test {index}: input and output must be strings"
+        if test.get("testtype", "stdin") not in ("stdin", "functional"):
+            return f"test {index}: testtype must be stdin or functional, got {str(test['testtype'])[:40]!r}"
+    return None
+
+
 def verify_code(code: str | None, tests: Any, starter_code: str | None = None, entry_point: str | None = None,
                 sandbox: Sandbox | None = None, limits: Limits = DEFAULT_LIMITS) -> CodeVerdict:
+    """The verdict of `code` on `tests`; an item of the wrong types is an error verdict, never an exception."""
+    if (wrong := _wrong_types(code, tests, starter_code, entry_point)) is not None:
+        return CodeVerdict(False, "error", wrong)
     if not code or not code.strip():
         return CodeVerdict(False, "error", "no code block in the answer")
     sandbox = sandbox or LocalSandbox()
-    if isinstance(tests, str) and "def check(" in tests:
+    if isinstance(tests, str):  # a check(candidate) function
         if not entry_point:
             return CodeVerdict(False, "error", "check(candidate) tests need an entry_point")
         program = f"{PRELUDE}\n{code}\n\n{tests}\n\ncheck({entry_point})\n"
         result = sandbox.run({"main.py": program}, python_argv(), limits=limits)
         return CodeVerdict(True, "passed", "check passed") if result.status == "ok" else _failure(result, "check")
-    if not isinstance(tests, list) or not tests:
-        return CodeVerdict(False, "error", f"unsupported tests: {str(tests)[:100]}")
     if all(isinstance(t, str) for t in tests):  # assert statements
         program = f"{PRELUDE}\n{code}\n\n" + "\n".join(tests) + "\n"
         result = sandbox.run({"main.py": program}, python_argv(), limits=limits)
