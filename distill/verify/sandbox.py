@@ -137,7 +137,11 @@ def find_backend() -> Backend | str:
             if mounts is None:
                 continue
             backend = Backend(bwrap, python, mounts, user)
-            result = _run(backend, {}, [PYTHON, "-I", "-c", "import json, collections; print('ok')"], "", Limits(wall_s=30))
+            try:
+                result = _run(backend, {}, [PYTHON, "-I", "-c", "import json, collections; print('ok')"], "", Limits(wall_s=30))
+            except OSError as exc:  # bwrap itself cannot be run (by uid 65534, for root)
+                why = f"{bwrap}: {exc.strerror}" + (f" (for uid {user})" if user is not None else "")
+                continue
             if result.stdout == "ok\n":
                 return backend
             why = f"{bwrap} failed: {(result.stderr.strip().splitlines() or ['no output'])[-1][:200]}"
