@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -40,9 +39,12 @@ print(json.dumps(out))
 # Run as uid 65534 with the system python: lists the run's leftovers in its own TMPDIR after the probe.
 AS_NOBODY = """
 import json, os, sys, tempfile
-from distill.verify.sandbox import LocalSandbox, python_argv
-result = LocalSandbox().run({"main.py": sys.argv[1]}, python_argv(), stdin=sys.stdin.read())
-print(json.dumps({"stdout": result.stdout, "stderr": result.stderr, "left": os.listdir(tempfile.gettempdir())}))
+from distill.verify.sandbox import Limits, LocalSandbox, python_argv
+sandbox = LocalSandbox()
+result = sandbox.run({"main.py": sys.argv[1]}, python_argv(), stdin=sys.stdin.read())
+loop = sandbox.run({"main.py": "while True: pass"}, python_argv(), limits=Limits(wall_s=1))
+print(json.dumps({"stdout": result.stdout, "stderr": result.stderr, "loop": loop.status,
+                  "left": os.listdir(tempfile.gettempdir())}))
 """
 
 
@@ -130,5 +132,20 @@ def test_same_guarantees_as_an_unprivileged_user(host, listener):
     outcome = json.loads(proc.stdout)
     assert outcome["stdout"], outcome["stderr"]
     check(json.loads(outcome["stdout"]), run_dir, marker)
+    assert outcome["loop"] == "timeout"
     assert outcome["left"] == [] and os.listdir(host_tmp) == []
-    assert sys.executable  # the test itself ran as root: the unprivileged run above is the second pass
+
+
+def test_without_a_working_bwrap_the_sandbox_refuses_in_one_line(monkeypatch):
+    from distill.verify import sandbox as sb
+
+    monkeypatch.setattr(sb, "bwrap_candidates", lambda: ["/nonexistent/bwrap"])
+    sb.find_backend.cache_clear()
+    try:
+        with pytest.raises(sb.SandboxUnavailable) as caught:
+            sb.LocalSandbox()
+        assert "/nonexistent/bwrap" in str(caught.value) and "refusing" in str(caught.value)
+        assert "\n" not in str(caught.value)
+        assert sb.LocalSandbox(allow_weak=True).weak
+    finally:
+        sb.find_backend.cache_clear()
