@@ -1,15 +1,22 @@
-"""Prompt sources: a Hub dataset, a local JSONL / JSON / parquet file or directory, with a field mapping."""
+"""Prompt sources: a Hub dataset, a local JSONL / JSON / parquet file or directory, with a field mapping.
+
+Local files are read here, not through `datasets`, so that every bad row is one error naming its file and line.
+"""
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import itertools
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from datasets import load_dataset
 
 from distill.config import looks_like_local_path
@@ -38,42 +45,86 @@ class Prompt:
         return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": user}]
 
 
-def _rows(cfg: PromptsSection):
+def _rows(cfg: PromptsSection) -> tuple[list[str], Iterator[tuple[str, dict]]]:
+    """(column names, (where, row) pairs): `where` names the file and line (or the row) for error messages."""
     source = cfg.source
+    if looks_like_local_path(source):
+        path = Path(source).expanduser()
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".jsonl", ".json", ".parquet")) if path.is_dir() else [path]
+        if not files:
+            raise UsageError(f"prompts.source: {source} holds no .jsonl, .json or .parquet files")
+        rows = [pair for f in files for pair in read_local(f)]
+        columns = list(dict.fromkeys(key for _, row in rows for key in row))
+        # Every row gets every column (None where absent), in one order, as a table would give them.
+        return columns, ((where, {c: row.get(c) for c in columns}) for where, row in rows)
     try:
-        if looks_like_local_path(source):
-            path = Path(source).expanduser()
-            files = sorted(p for p in path.rglob("*") if p.suffix in (".jsonl", ".json", ".parquet")) if path.is_dir() else [path]
-            if not files:
-                raise UsageError(f"prompts.source: {source} holds no .jsonl, .json or .parquet files")
-            kind = "parquet" if files[0].suffix == ".parquet" else "json"
-            return load_dataset(kind, data_files=[str(f) for f in files], split="train")
-        return load_dataset(source, cfg.subset, split=cfg.split)
-    except UsageError:
-        raise
+        dataset = load_dataset(source, cfg.subset, split=cfg.split)
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(f"prompts.source: cannot load {source!r}: {reason}") from None
+    return dataset.column_names, ((f"{source}: row {i}", row) for i, row in enumerate(dataset))
+
+
+def read_local(path: Path) -> list[tuple[str, dict]]:
+    """(where, row) for every row of a local .jsonl, .json (a list of objects, or JSON lines) or .parquet file."""
+    if path.suffix == ".parquet":
+        try:
+            return [(f"{path}: row {i}", row) for i, row in enumerate(pq.read_table(path).to_pylist())]
+        except (pa.ArrowException, OSError) as exc:
+            raise UsageError(f"prompts.source: {path}: not a readable parquet file ({str(exc).splitlines()[0]})") from None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"prompts.source: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise UsageError(f"prompts.source: {path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at column {column}); "
+                         "save the file as UTF-8") from None
+    if path.suffix == ".json" and text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except ValueError as exc:
+            raise UsageError(f"prompts.source: {path}:{exc.lineno}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+        rows = [(f"{path}: item {i}", item) for i, item in enumerate(items)]
+    else:
+        rows = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append((f"{path}:{number}", json.loads(line)))
+                except ValueError as exc:
+                    raise UsageError(f"prompts.source: {path}:{number}: not valid JSON ({exc.msg}, column {exc.colno}); "
+                                     "expected one JSON object per line") from None
+    for where, row in rows:
+        if not isinstance(row, dict):
+            raise UsageError(f"prompts.source: {where}: expected a JSON object, got {type(row).__name__} {str(row)[:40]!r}")
+    return rows
 
 
 def load_prompts(cfg: PromptsSection) -> list[Prompt]:
-    rows = _rows(cfg)
-    missing = [f"{key} -> {col!r}" for key, col in cfg.fields.items() if col not in rows.column_names]
+    columns, rows = _rows(cfg)
+    missing = [f"{key} -> {col!r}" for key, col in cfg.fields.items() if col not in columns]
     if missing:
         raise UsageError(f"prompts.fields: {cfg.source} has no column for {', '.join(missing)} "
-                         f"(columns: {', '.join(rows.column_names)})")
+                         f"(columns: {', '.join(columns) or 'none, it holds no rows'})")
     if cfg.limit:
-        rows = rows.select(range(min(cfg.limit, len(rows))))
+        rows = itertools.islice(rows, cfg.limit)
     mapped = set(cfg.fields.values())
     prompts, seen, duplicates = [], set(), 0
-    for index, row in enumerate(rows):
+    for where, row in rows:
         problem = row[cfg.fields["problem"]]
         if not isinstance(problem, str) or not problem.strip():
-            raise UsageError(f"prompts.source: {cfg.source}: row {index}: empty or non-text problem")
+            raise UsageError(f"prompts.source: {where}: empty or non-text problem ({cfg.fields['problem']!r})")
         if "id" in cfg.fields:
-            pid = str(row[cfg.fields["id"]])
+            pid = row[cfg.fields["id"]]
+            if pid is None or isinstance(pid, (dict, list)):
+                raise UsageError(f"prompts.source: {where}: no id ({cfg.fields['id']!r} is {json.dumps(pid)[:40]})")
+            pid = str(pid)
             if pid in seen:
-                raise UsageError(f"prompts.source: {cfg.source}: row {index}: duplicate id {pid!r}")
+                raise UsageError(f"prompts.source: {where}: duplicate id {pid!r}")
         else:
             # No id column: the problem's own hash, stable when the source is reordered or extended.
             pid = "h" + hashlib.sha256(problem.strip().encode()).hexdigest()[:16]
