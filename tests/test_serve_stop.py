@@ -19,6 +19,8 @@ RECIPE = ROOT / "teacher" / "toy-cpu.yaml"
 def sleeper():
     """An unrelated process in its own session (as a server would be: its own process group)."""
     proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    while not identity(proc.pid)["cmdline"]:  # mid-exec for a moment after Popen returns
+        time.sleep(0.01)
     yield proc
     proc.kill()
     proc.wait()
@@ -94,3 +96,17 @@ def test_start_refuses_while_the_recorded_server_still_runs(tmp_path, sleeper):
     with pytest.raises(UsageError, match=f"already running .pid {sleeper.pid}"):
         start(cfg)
     assert alive(sleeper)
+
+
+def test_the_pid_file_records_the_started_program_not_the_moment_mid_exec(tmp_path):
+    """Popen returns while the child is still inside exec: its command line reads empty for a moment."""
+    cfg = config(tmp_path)
+    for _ in range(100):
+        proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        try:
+            write_pid_file(cfg, proc.pid)
+            assert json.loads(cfg.pid_file.read_text())["cmdline"] == ["sleep", "60"]
+            assert running(cfg) == proc.pid
+        finally:
+            proc.kill()
+            proc.wait()

@@ -176,7 +176,9 @@ def identity(pid: int) -> dict | None:
 def write_pid_file(cfg: ServeConfig, pid: int) -> None:
     from distill.io import atomic_write_text
 
-    found = identity(pid)
+    deadline = time.time() + 10
+    while (found := identity(pid)) is not None and not found["cmdline"] and time.time() < deadline:
+        time.sleep(0.01)  # Popen returns mid-exec: the new program's command line shows up a moment later
     if found is None:  # exited already: the start loop reports it
         return
     atomic_write_text(cfg.pid_file, json.dumps({"pid": pid, **found}) + "\n")
