@@ -298,7 +298,11 @@ def prompt_digests(directory: str | Path) -> dict[str, set[str]]:
     """prompt_id -> the digests of its stored prompt text (one, unless the source changed under the run)."""
     digests: dict[str, set[str]] = {}
     for path in shard_paths(directory):
-        for row in read_shard(path, ["prompt_id", *PROMPT_COLUMNS]).to_pylist():
+        table = read_shard(path, ["prompt_id", *PROMPT_COLUMNS])
+        first: dict[str, int] = {}  # one row per prompt and shard: a shard is written by one run, with one text
+        for index, prompt_id in enumerate(table.column("prompt_id").to_pylist()):
+            first.setdefault(prompt_id, index)
+        for row in table.take(list(first.values())).to_pylist():
             digests.setdefault(row["prompt_id"], set()).add(prompt_digest(row))
     return digests
 
