@@ -51,8 +51,9 @@ def test_accelerate_configs_load(path):
     load_config_from_file(str(path))
 
 
-def test_slurm_template_is_valid_bash():
-    subprocess.run(["bash", "-n", str(ROOT / "configs" / "slurm" / "train.sbatch")], check=True)
+@pytest.mark.parametrize("script", ["train.sbatch", "serve-teacher-ray.sbatch"])
+def test_slurm_templates_are_valid_bash(script):
+    subprocess.run(["bash", "-n", str(ROOT / "configs" / "slurm" / script)], check=True)
 
 
 @pytest.mark.parametrize("student, teacher", [("qwen-1.5b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"),
@@ -67,6 +68,20 @@ def test_two_stage_recipes_distill_on_policy_from_a_served_same_tokenizer_teache
     assert cfg.method == "on-policy" and cfg.teacher.tokenizer == teacher
     serve = load_config(ROOT / cfg.teacher.serve, ServeConfig)
     assert serve.model == teacher and serve.args["max-logprobs"] >= cfg.teacher.top_k
+    # The served teacher listens beyond loopback behind a key: the student sends the same variable.
+    from distill.students.teachers import served
+
+    assert serve.api_key_env and served(cfg)[0].api_key_env == serve.api_key_env
     # The starting point is the stage-1 SFT model of the same family (the one-stage recipe's base, distilled).
     one_stage = load_config(ROOT / "students" / f"r1-distill-{student}.yaml", StudentConfig, [f"data.source={toy_world / 'sft'}"])
     assert cfg.model.family == one_stage.model.family
+
+
+@pytest.mark.parametrize("run", ["math", "code"])
+def test_r1_generation_runs_send_the_key_their_server_requires(run):
+    from distill.teacher.config import GenerateConfig
+    from distill.teacher.serve import ServeConfig
+
+    serve = load_config(ROOT / "teacher" / "deepseek-r1-8xh200.yaml", ServeConfig)
+    cfg = load_config(ROOT / "teacher" / "runs" / f"{run}.yaml", GenerateConfig)
+    assert serve.api_key_env and cfg.engine.api_key_env == serve.api_key_env

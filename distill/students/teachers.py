@@ -56,6 +56,8 @@ def served(cfg):
         name = name or recipe.served_model_name or recipe.model
         model = model or recipe.model
         base_urls = base_urls or [recipe.base_url]
+        if recipe.api_key_env and "api_key_env" not in t.engine:  # the key the recipe's server requires
+            t = t.model_copy(update={"engine": {**t.engine, "api_key_env": recipe.api_key_env}})
     name = name or model
     if not name:
         raise UsageError("teacher: a served teacher needs teacher.served_model_name or teacher.model")
