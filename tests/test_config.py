@@ -122,3 +122,11 @@ def test_a_setting_whose_package_is_missing_is_one_line_before_training(tmp_path
     key = override.split("=")[0]
     assert line.startswith(f"error: {key}: ") and f"needs {module}, which is not installed: pip install" in line
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("override", ["curate.sandbox.timeout_s=0", "curate.sandbox.memory_mb=-1", "curate.workers=0"])
+def test_sandbox_limits_and_workers_below_one_are_refused(override):
+    from distill.teacher.config import GenerateConfig
+
+    with pytest.raises(UsageError, match=rf"{override.split('=')[0]}: Input should be greater than"):
+        load_config(ROOT / "teacher" / "runs" / "toy.yaml", GenerateConfig, [override])

@@ -59,8 +59,8 @@ class Selection(Section):
 
 class SandboxSettings(Section):
     allow_weak: bool = False  # run code without namespaces where they are unavailable (no network isolation)
-    timeout_s: float = 10.0
-    memory_mb: int = 1024
+    timeout_s: float = Field(default=10.0, gt=0)
+    memory_mb: int = Field(default=1024, gt=0)
 
 
 class CurateSection(Section):
