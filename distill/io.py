@@ -44,7 +44,7 @@ def atomic_write_parquet(table, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp")
-    pq.write_table(table, tmp)
+    pq.write_table(table, tmp, write_page_checksum=True)  # readers verify it: a flipped bit is an error, not data
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)

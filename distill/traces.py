@@ -221,7 +221,7 @@ def _first_line(exc: Exception) -> str:
 def open_shard(path: Path) -> pq.ParquetFile:
     """The shard, once its footer reads and it has every required column; else DamagedShard."""
     try:
-        file = pq.ParquetFile(path)
+        file = pq.ParquetFile(path, page_checksum_verification=True)
     except (pa.ArrowException, OSError) as exc:
         raise DamagedShard(path, _first_line(exc)) from None
     missing = [c for c in REQUIRED_COLUMNS if c not in file.schema_arrow.names]

@@ -163,3 +163,22 @@ def test_shards_without_a_readable_manifest_are_refused(tmp_path, manifest):
         with pytest.raises(UsageError, match="holds trace shards but .*manifest.json is missing or unreadable"):
             generate(cfg(path, "sampling.temperature=1.0", "prompts.limit=1"))
         assert len(server.requests) == 2
+
+
+def test_a_flipped_bit_inside_a_data_page_is_damage_not_data(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from distill.traces import SCHEMA, DamagedShard, read_table
+
+    rows = [{**dict.fromkeys(SCHEMA.names), "prompt_id": f"p{i}", "sample_index": 0, "status": "ok", "response": "x" * 2000}
+            for i in range(20)]
+    (tmp_path / "traces").mkdir()
+    shard = tmp_path / "traces" / "shard-000000.parquet"
+    # Uncompressed, so that the flip cannot be caught by a failing decompression: only the page checksum sees it.
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), shard, compression="none", write_page_checksum=True)
+    data = bytearray(shard.read_bytes())
+    data[data.index(b"x" * 2000) + 1000] = ord("y")
+    shard.write_bytes(bytes(data))
+    with pytest.raises(DamagedShard, match="shard-000000.parquet: damaged trace shard"):
+        read_table(tmp_path / "traces")
