@@ -18,15 +18,17 @@ class FakeOpenAIServer:
     'ok', '500', 'empty' ({"choices": []}), 'drop' (connection closed), 'short' (one choice fewer),
     'zero' (a zero-byte 200), a dict (sent as the JSON body of a 200) or bytes (sent as the raw body of a 200).
     `first_per_prompt`: a fault for the first request of each distinct prompt text, before `faults` apply.
+    `delay_s`: how long every chat answer waits.
     `health`: serve vLLM's `/health`; hosted APIs have none, only `/v1/models` (which needs `api_key` when set).
     """
 
     def __init__(self, faults: list | None = None, first_per_prompt=None, health: bool = True,
-                 api_key: str | None = None):
+                 api_key: str | None = None, delay_s: float = 0.0):
         self.faults = list(faults or [])
         self.first_per_prompt = first_per_prompt
         self.health = health
         self.api_key = api_key
+        self.delay_s = delay_s  # every chat answer waits this long (a slow server, for runs that overlap)
         self.requests: list[dict] = []
         self.health_checks: list[str] = []
         self.seen_prompts: set[str] = set()
@@ -37,6 +39,7 @@ class FakeOpenAIServer:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
+        await asyncio.sleep(self.delay_s)
         self.requests.append(body)
         prompt = json.dumps(body["messages"])
         if self.first_per_prompt is not None and prompt not in self.seen_prompts:

@@ -66,6 +66,29 @@ def test_a_second_curation_into_the_same_output_stops_with_one_line(tmp_path):
     assert run_cli("curate", path).returncode == 0  # once the holder is gone
 
 
+def test_two_generates_on_one_run_directory_the_second_stops_and_nothing_is_lost_or_paid_twice(tmp_path):
+    import time
+
+    from fake_openai import FakeOpenAIServer
+    from test_generate_resume import pairs, run_yaml
+
+    with FakeOpenAIServer(delay_s=0.3) as server:  # a FAKE hosted API, slow enough for the runs to overlap
+        path = run_yaml(tmp_path, server, prompts=8)
+        first = subprocess.Popen([sys.executable, "-m", "distill", "generate", str(path)], cwd=ROOT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while not server.requests and time.time() < deadline:  # the first run holds the directory by now
+            time.sleep(0.05)
+        second = run_cli("generate", path)
+        out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert second.returncode == 1
+    assert second.stderr.strip().splitlines() == [next(line for line in second.stderr.splitlines() if "in use by" in line)]
+    assert f"{tmp_path / 'run'}: in use by distill generate (PID {first.pid} on " in second.stderr
+    assert len(server.requests) == 8  # every sample requested once
+    assert pairs(tmp_path) == [(f"p{i}", 0, "ok") for i in range(8)]
+
+
 def _host() -> str:
     import platform
 
