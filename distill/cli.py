@@ -69,8 +69,7 @@ def cmd_verify_code(args) -> None:
     import json
     import math
 
-    from distill.eval.score import refuse_overwrite, text_lines
-    from distill.io import atomic_write_text
+    from distill.io import atomic_write_text, check_output_path, text_lines
     from distill.verify.code import verify_code
     from distill.verify.sandbox import Limits, LocalSandbox
 
@@ -78,7 +77,7 @@ def cmd_verify_code(args) -> None:
         if not (math.isfinite(value) and value > 0):
             raise UsageError(f"{flag} must be above 0, got {value}")
     if args.out:
-        refuse_overwrite(args.out, args.input)
+        check_output_path(args.out, args.input)
     items = []  # every line is checked before any program runs
     for number, line in text_lines(args.input):
         if line.strip():
@@ -208,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="score the text after the last </think> (default: on when any response has one)")
     scorer.add_argument("--answer-kind", choices=["auto", "integer", "choice", "math"], default="auto")
     scorer.add_argument("--workers", type=int, default=None,
-                        help="scoring processes (default: all cores; 0: score in this process, no worker processes)")
+                        help="scoring processes (default: all cores; 1: score in this process)")
     scorer.set_defaults(func=cmd_score)
     check = sub.add_parser("toy-check", help="sampled pass@1 of a model on the toy world's held-out problems")
     check.add_argument("model", metavar="MODEL_DIR")

@@ -97,6 +97,8 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory, not a config file")
     if not path.is_file():
         raise UsageError(f"{path}: no such config file")
     try:

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from distill.errors import UsageError
+
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write `text` to a temporary file beside `path`, fsync it, then rename it over `path`."""
@@ -81,3 +83,30 @@ def staging_dir_for(final: str | Path) -> Path:
 
 def read_jsonl(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def text_lines(path: str | Path):
+    """(line number, text) for each line of a UTF-8 file; a missing file, a directory or bytes that are not
+    UTF-8 raise UsageError naming the file and the line."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory, not a file")
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UsageError(f"{path}:{number}: not UTF-8 text (byte {exc.start + 1}; expected JSON lines)") from None
+            yield number, text
+
+
+def check_output_path(out: str | Path, *inputs: str | Path) -> None:
+    """UsageError when `out` cannot take a file, or is one of the inputs (the same path, or a link to it)."""
+    if os.path.isdir(out):
+        raise UsageError(f"--out {out} is a directory; name a file")
+    for path in inputs:
+        if os.path.exists(out) and os.path.exists(path) and os.path.samefile(out, path):
+            raise UsageError(f"--out {out} is the input {path}: writing the output would destroy the input; "
+                             "choose another --out")

@@ -130,3 +130,23 @@ def test_sandbox_limits_and_workers_below_one_are_refused(override):
 
     with pytest.raises(UsageError, match=rf"{override.split('=')[0]}: Input should be greater than"):
         load_config(ROOT / "teacher" / "runs" / "toy.yaml", GenerateConfig, [override])
+
+
+def test_a_directory_given_as_config_or_output_is_named_as_such(tmp_path):
+    result = run_cli("curate", tmp_path)
+    assert result.returncode == 2 and result.stderr.strip() == f"error: {tmp_path}: is a directory, not a config file"
+    lines = tmp_path / "in.jsonl"
+    lines.write_text('{"code": "print(1)", "tests": [{"input": "", "output": "1"}]}\n')
+    (tmp_path / "out").mkdir()
+    for command in (["verify-code", lines, "--out", tmp_path / "out"], ["score", lines, "--out", tmp_path / "out"]):
+        result = run_cli(*command)
+        assert result.returncode == 2 and result.stderr.strip() == f"error: --out {tmp_path / 'out'} is a directory; name a file"
+    result = run_cli("score", tmp_path / "out")
+    assert result.returncode == 2 and result.stderr.strip() == f"error: {tmp_path / 'out'}: is a directory, not a file"
+
+
+def test_ports_outside_the_tcp_range_are_refused():
+    from distill.teacher.serve import ServeConfig
+
+    with pytest.raises(UsageError, match="port: Input should be greater than or equal to 1"):
+        load_config(ROOT / "teacher" / "toy-cpu.yaml", ServeConfig, ["port=-1"])

@@ -60,7 +60,7 @@ def expected_line(per_problem: list[float], samples: int) -> str:
 def test_math500_verdicts_pass_at_1_and_verdict_file(tmp_path):
     path = tmp_path / "gens.jsonl"
     write_jsonl(path, [row for row, _ in CASES])
-    result = run_cli("score", path, "--workers", "0")
+    result = run_cli("score", path, "--workers", "1")
     assert result.returncode == 0, result.stderr
     assert verdicts(tmp_path / "gens.verdicts.jsonl") == [[tuple(v) for v in want] for _, want in CASES]
     per_problem = [1, 0.25, 1, 0, 1, 1, 1, 0]
@@ -74,7 +74,7 @@ def test_numeric_answers_in_json_are_read_as_written_numbers(tmp_path):
     write_jsonl(path, [{"response": "\\boxed{0.00001}", "answer": 1e-05},
                        {"response": "\\boxed{100000000000000000000}", "answer": 1e20},
                        {"response": "\\boxed{27}", "answer": 27.0}, {"response": "\\boxed{2.5}", "answer": 2.5}])
-    result = run_cli("score", path, "--workers", "0")
+    result = run_cli("score", path, "--workers", "1")
     assert result.returncode == 0, result.stderr
     assert [v[0][0] for v in verdicts(tmp_path / "gens.verdicts.jsonl")] == [True, True, True, True]
 
@@ -189,13 +189,15 @@ def test_out_equal_to_the_input_is_refused(tmp_path, link):
     assert path.read_bytes() == before
 
 
-def test_negative_workers_are_refused_and_zero_scores_in_process(tmp_path):
+def test_workers_below_one_are_refused_and_one_scores_in_process(tmp_path):
     path = tmp_path / "gens.jsonl"
     write_jsonl(path, [{"response": R + f"\\boxed{{{i}}}", "answer": str(i)} for i in range(200)])  # a pool's worth
-    result = run_cli("score", path, "--workers", "-1")
-    assert result.returncode == 2 and result.stderr == "error: --workers must be 0 (score in this process) or more, got -1\n"
+    for workers in ("-1", "0"):
+        result = run_cli("score", path, "--workers", workers)
+        assert result.returncode == 2
+        assert result.stderr == f"error: --workers must be 1 (score in this process) or more, got {workers}\n"
     assert not (tmp_path / "gens.verdicts.jsonl").exists()
-    result = run_cli("score", path, "--workers", "0")
+    result = run_cli("score", path, "--workers", "1")
     assert result.returncode == 0, result.stderr
     assert "pass@1 = 100.0%" in result.stdout
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # written atomically, no leftovers

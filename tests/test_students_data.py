@@ -76,6 +76,8 @@ def test_bad_rows_of_a_parquet_directory_name_the_shard_and_row(tmp_path):
 @pytest.mark.parametrize("line, expected", [
     (b'{"messages": [{"role": "user", "content": "hi"}', "invalid JSON"),
     ('{"messages": "caf\u00e9"}'.encode("latin-1"), "not UTF-8 text"),
+    # A line that datasets loads without complaint: the bad bytes surface only when the text is read.
+    (b'{"messages": [{"role": "user", "content": "caf\xe9"}, {"role": "assistant", "content": "1"}]}', "not UTF-8 text"),
 ])
 def test_unreadable_lines_name_the_file_and_line(tmp_path, line, expected):
     path = tmp_path / "t.jsonl"
@@ -87,3 +89,10 @@ def test_unreadable_lines_name_the_file_and_line(tmp_path, line, expected):
 def test_unreachable_hub_dataset_is_a_one_line_error():
     with pytest.raises(UsageError, match=r"data.source: cannot load 'nobody/no-such-dataset'"):
         load_messages("nobody/no-such-dataset")
+
+
+def test_an_empty_file_has_no_rows(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n\n")
+    with pytest.raises(UsageError, match=r"has no rows \(empty file\)"):
+        load_messages(str(path))

@@ -42,7 +42,7 @@ class ServeOptions(Section):
     """engine: vllm starts `vllm serve` for the checkpoint (distill.teacher.serve) and stops it afterwards."""
 
     python: str | None = None  # interpreter whose vLLM serves (the CPU build: .venv-vllm/bin/python)
-    port: int = 8020
+    port: int = Field(default=8020, ge=1, le=65535)
     args: dict[str, Any] = Field(default_factory=dict)  # vLLM flags without the leading --
     env: dict[str, str] = Field(default_factory=dict)
     startup_timeout_s: float = Field(default=1800, gt=0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 from distill.errors import UsageError
 from distill.eval.docs import answer_text
 from distill.eval.metrics import bootstrap_ci, cons_at_n, ks_up_to, pass_at_k_mean, per_problem_accuracy
-from distill.io import atomic_write_text
+from distill.io import atomic_write_text, check_output_path, text_lines
 from distill.progress import RateMeter, say
 from distill.verify.math import THINK_END, Verdict, score
 
@@ -53,29 +52,6 @@ def read_generations(path: str | Path, response_key: str = "response", answer_ke
     if not generations:
         raise UsageError(f"{path}: no generations (the file is empty)")
     return generations
-
-
-def text_lines(path: str | Path):
-    """(line number, text) for each line of a UTF-8 file; a missing file or bytes that are not UTF-8 raise
-    UsageError naming the file and the line."""
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise UsageError(f"{path}:{number}: not UTF-8 text (byte {exc.start + 1}; expected JSON lines)") from None
-            yield number, text
-
-
-def refuse_overwrite(out: str | Path, *inputs: str | Path) -> None:
-    """UsageError when `out` is one of the inputs: the same path, or a symbolic or hard link to it."""
-    for path in inputs:
-        if os.path.exists(out) and os.path.exists(path) and os.path.samefile(out, path):
-            raise UsageError(f"--out {out} is the input {path}: writing the output would destroy the input; "
-                             "choose another --out")
 
 
 def _parse_line(line: str, where: str, number: int, response_keys: list[str], answer_key: str) -> Generation:
@@ -113,7 +89,7 @@ def _score_item(item: tuple[str, str, bool, str]) -> Verdict:
 def score_generations(generations: list[Generation], reasoning: bool, kind: str = "auto", workers: int | None = None,
                       log: Callable[[str], None] = say) -> list[list[Verdict]]:
     """Verdicts per generation, per response. Scored in worker processes (math-verify's timeouts need a
-    process's main thread) unless `workers` is 0 or the input is small; a progress line every 10 s."""
+    process's main thread) unless `workers` is 1 or the input is small; a progress line every 10 s."""
     items = [(r, g.answer, reasoning, kind) for g in generations for r in g.responses]
     meter, last = RateMeter(len(items)), time.time()
     verdicts: list[Verdict] = []
@@ -132,8 +108,8 @@ def score_generations(generations: list[Generation], reasoning: bool, kind: str 
 
 
 def _pool(workers: int | None, items: int):
-    """A worker pool, or (for `workers=0` or a small input) a context that gives None: score in-process."""
-    if workers == 0 or items < 2 * CHUNKSIZE:
+    """A worker pool, or (for one worker or a small input) a context that gives None: score in-process."""
+    if (workers is not None and workers <= 1) or items < 2 * CHUNKSIZE:
         return contextlib.nullcontext()
     return multiprocessing.get_context("forkserver").Pool(processes=workers or None)
 
@@ -154,10 +130,10 @@ def run_score(input_path: str | Path, out: str | Path | None = None, response_ke
               answer_key: str = "answer", reasoning: bool | None = None, kind: str = "auto",
               workers: int | None = None, log: Callable[[str], None] = say) -> ScoreSummary:
     """Read, score, write the verdicts, and print pass@1 with its 95% bootstrap CI over problems."""
-    if workers is not None and workers < 0:
-        raise UsageError(f"--workers must be 0 (score in this process) or more, got {workers}")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be 1 (score in this process) or more, got {workers}")
     out = out or default_out_path(input_path)
-    refuse_overwrite(out, input_path)
+    check_output_path(out, input_path)
     generations = read_generations(input_path, response_key, answer_key)
     how = "given" if reasoning is not None else "detected"
     if reasoning is None:

@@ -50,6 +50,11 @@ def _first_bad_line(files: list[str], messages_field: str) -> str | None:
     return None
 
 
+def _blank(name: str) -> bool:
+    with open(name, "rb") as f:
+        return not any(line.strip() for line in f)
+
+
 def _row_origin(files: list[str], index: int) -> str:
     """'FILE:LINE' (JSON Lines) or 'FILE row N' (parquet) of the dataset's row `index`, in load order."""
     import pyarrow.parquet as pq
@@ -90,6 +95,8 @@ def load_messages(source: str, split: str = "train", subset: str | None = None, 
         bad = _first_bad_line(files, messages_field)
         if bad:
             raise UsageError(f"data.source: {bad}") from None
+        if files and all(_blank(f) for f in files):
+            raise UsageError(f"data.source: {source} (split {split!r}) has no rows (empty file)") from None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(f"data.source: cannot load {source!r} (split {split!r}): {reason}") from None
 
@@ -103,11 +110,7 @@ def load_messages(source: str, split: str = "train", subset: str | None = None, 
         raise UsageError(f"data.source: {source} has no column(s) {', '.join(missing)} (columns: {', '.join(dataset.column_names)})")
     if len(dataset) == 0:
         raise UsageError(f"data.source: {source} (split {split!r}) has no rows")
-    for index, row in enumerate(dataset[messages_field]):  # in file order, so that an error names the line
-        problem = conversation_problem(row)
-        if problem:
-            where = _row_origin(files, index) if files else f"{source} row {index}"
-            raise UsageError(f"data.source: {where}: {problem}")
+    check_rows(dataset[messages_field], source, files, messages_field)
     if messages_field != "messages":
         dataset = dataset.rename_column(messages_field, "messages")
     if "trace_id" in dataset.column_names:
@@ -122,6 +125,18 @@ def load_messages(source: str, split: str = "train", subset: str | None = None, 
     if max_samples is not None:
         dataset = dataset.select(range(min(max_samples, len(dataset))))
     return dataset
+
+
+def check_rows(rows, source: str, files: list[str], messages_field: str) -> None:
+    """Every row is a conversation to train on; the first that is not names its file and line (file order)."""
+    try:
+        for index, row in enumerate(rows):
+            problem = conversation_problem(row)
+            if problem:
+                where = _row_origin(files, index) if files else f"{source} row {index}"
+                raise UsageError(f"data.source: {where}: {problem}")
+    except UnicodeDecodeError:  # datasets loads some non-UTF-8 lines without complaint, until the text is read
+        raise UsageError(f"data.source: {_first_bad_line(files, messages_field) or source + ': not UTF-8 text'}") from None
 
 
 def conversation_problem(messages) -> str | None:

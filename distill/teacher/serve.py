@@ -33,7 +33,7 @@ class ServeConfig(Section):
     model: str  # Hub id or local path
     served_model_name: str | None = None  # what clients send as `model` (default: model)
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
     # Interpreter whose vLLM serves: null runs `vllm serve` from PATH; the CPU build runs as
     # `<python> -m vllm.entrypoints.openai.api_server` (its `vllm` entry point is broken: STACK.md).
     python: str | None = None
