@@ -36,10 +36,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
 def synthetic_traces(n: int, directory: Path) -> None:
-    from distill.traces import ShardWriter, Trace
+    from distill.traces import Trace, write_traces
 
     rng = random.Random(0)
-    writer = ShardWriter(directory)
     batch = []
     for i in range(n):
         if i % 4 == 0:  # a new prompt: its problem, reference and most common wrong answer
@@ -70,9 +69,9 @@ def synthetic_traces(n: int, directory: Path) -> None:
                            sampling={"n": 4}, response=response, finish_reason=finish, completion_tokens=60,
                            answer=answer, metadata={"difficulty": p % 3}))
         if len(batch) == 20000:
-            writer.write(batch)
+            write_traces(directory, batch)
             batch = []
-    writer.write(batch)
+    write_traces(directory, batch)
 
 
 class TreeWatch:

@@ -6,6 +6,12 @@ sample_index), keeping a successful sample over a failed try of the same pair.
 
 Every shard is checked against SCHEMA when it is opened: an unreadable shard, a missing column or a
 null key is a DamagedShard error naming the shard and the fix, never rows of nulls.
+
+The trace is stored as it is used: the prompt's messages, the sampling parameters and the reference tests are
+nested columns. `metadata` stays a JSON string: it holds whatever other fields a prompt source has (keys and value
+types differ from one source to the next), which no fixed struct can hold and a map would force into one type.
+Shards of the earlier schema (those three columns as JSON strings, and a `final_answer` column) are converted as
+they are read, so old runs resume and curate as before.
 """
 
 from __future__ import annotations
@@ -25,27 +31,34 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from distill.errors import DistillError
-from distill.io import atomic_write_parquet
+from distill.shards import ShardWriter
+from distill.verify.reasoning import split_reasoning
 
-THINK_END = "</think>"
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+SAMPLING = pa.struct([("n", pa.int64()), ("temperature", pa.float64()), ("top_p", pa.float64()),
+                      ("max_tokens", pa.int64()), ("seed", pa.int64()), ("top_logprobs", pa.int64())])
+# One row per test. testtype stdin | functional (LiveCodeBench {input, output, testtype}; null where the test has
+# no testtype), assert (`code` is one assert statement), check (`code` is a check(candidate) program, run on the
+# entry point in metadata), json (`code` is tests of any other form, as JSON, handed to the verifier as they are).
+TESTS = pa.list_(pa.struct([("testtype", pa.string()), ("input", pa.string()), ("output", pa.string()),
+                            ("code", pa.string())]))
 
 SCHEMA = pa.schema([
     ("trace_id", pa.string()),
     ("prompt_id", pa.string()),
     ("source", pa.string()),
-    ("prompt_messages", pa.string()),  # JSON list of {role, content}
+    ("prompt_messages", MESSAGES),
     ("answer", pa.string()),  # reference answer, if any
-    ("tests", pa.string()),  # JSON reference tests, if any
+    ("tests", TESTS),  # reference tests, if any (see `stored_tests`)
     ("metadata", pa.string()),  # JSON: other fields of the prompt source (difficulty, ...)
     ("teacher", pa.string()),
     ("engine", pa.string()),
-    ("sampling", pa.string()),  # JSON sampling parameters
+    ("sampling", SAMPLING),
     ("sample_index", pa.int32()),
     ("status", pa.string()),  # ok | failed
     ("error", pa.string()),
     ("response", pa.string()),
-    ("reasoning", pa.string()),
-    ("final_answer", pa.string()),
+    ("reasoning", pa.string()),  # the response before its last </think> (`split_reasoning`), for the language filter
     ("finish_reason", pa.string()),
     ("prompt_tokens", pa.int32()),
     ("completion_tokens", pa.int32()),
@@ -78,17 +91,6 @@ class DamagedShard(DistillError):
                          f"{Path(path).parent / 'damaged'}/ and generates its samples again")
 
 
-def split_reasoning(response: str) -> tuple[str | None, str]:
-    """(reasoning, final answer) split at the last `</think>`; (None, response) without one.
-
-    R1's chat template pre-fills `<think>`, so a response may hold only the closing tag.
-    """
-    if THINK_END not in response:
-        return None, response
-    reasoning, answer = response.rsplit(THINK_END, 1)
-    return reasoning.removeprefix("<think>").strip("\n"), answer.strip()
-
-
 @dataclass
 class Trace:
     prompt_id: str
@@ -118,22 +120,56 @@ class Trace:
         row = asdict(self)
         top_ids, top_values = row.pop("top_logprob_ids"), row.pop("top_logprobs")
         row["logprob_ids"], row["logprobs"] = flatten_top_k(top_ids, top_values)
-        reasoning, final = split_reasoning(self.response) if self.response is not None else (None, None)
         row.update(
             trace_id=f"{self.prompt_id}/{self.sample_index}",
             **stored_prompt(self.prompt_messages, self.answer, self.tests, self.metadata),
-            sampling=json.dumps(self.sampling, sort_keys=True),
-            reasoning=reasoning,
-            final_answer=final,
+            reasoning=split_reasoning(self.response)[0] if self.response is not None else None,
         )
         return row
 
 
 def stored_prompt(messages: list[dict], answer: str | None, tests: Any, metadata: dict) -> dict:
-    """The PROMPT_COLUMNS of a trace row, as stored."""
-    return {"prompt_messages": json.dumps(messages, ensure_ascii=False), "answer": answer,
-            "tests": None if tests is None else json.dumps(tests, ensure_ascii=False),
-            "metadata": json.dumps(metadata, ensure_ascii=False)}
+    """The PROMPT_COLUMNS of a trace row, as stored (and as read back)."""
+    return {"prompt_messages": [{"role": m["role"], "content": m["content"]} for m in messages], "answer": answer,
+            "tests": stored_tests(tests), "metadata": json.dumps(metadata, ensure_ascii=False)}
+
+
+_TEST_KEYS = {"input", "output", "testtype"}
+
+
+def _one_row_test(test: Any) -> bool:
+    """An assert string, or a {input, output, testtype} test with string values that a TESTS row holds exactly."""
+    if isinstance(test, str):
+        return True
+    return (isinstance(test, dict) and set(test) <= _TEST_KEYS and all(isinstance(v, str) for v in test.values())
+            and test.get("testtype", "stdin") in ("stdin", "functional"))
+
+
+def _test_row(testtype: str | None, input: str | None = None, output: str | None = None, code: str | None = None) -> dict:
+    return {"testtype": testtype, "input": input, "output": output, "code": code}
+
+
+def stored_tests(tests: Any) -> list[dict] | None:
+    """A prompt's reference tests -> TESTS rows; `reference_tests` gives back the very same value."""
+    if tests is None:
+        return None
+    if isinstance(tests, str):
+        return [_test_row("check", code=tests)]
+    if isinstance(tests, list) and all(_one_row_test(t) for t in tests):
+        return [_test_row("assert", code=t) if isinstance(t, str) else
+                _test_row(t.get("testtype"), t.get("input"), t.get("output")) for t in tests]
+    return [_test_row("json", code=json.dumps(tests, ensure_ascii=False))]
+
+
+def reference_tests(stored: list[dict] | None) -> Any:
+    """TESTS rows -> the tests as the prompt gave them (what the code verifier takes)."""
+    if stored is None:
+        return None
+    if len(stored) == 1 and stored[0]["testtype"] in ("check", "json"):
+        code = stored[0]["code"]
+        return code if stored[0]["testtype"] == "check" else json.loads(code)
+    return [t["code"] if t["testtype"] == "assert" else {k: t[k] for k in ("input", "output", "testtype") if t[k] is not None}
+            for t in stored]
 
 
 def prompt_digest(row: dict) -> str:
@@ -183,27 +219,9 @@ def top_k_arrays(token_ids, logprob_ids, logprobs) -> tuple[np.ndarray, np.ndarr
 SHARD = re.compile(r"^shard-(\d{6})\.parquet$")
 
 
-class ShardWriter:
-    """Append-only parquet shards in `directory`; each shard appears whole or not at all."""
-
-    def __init__(self, directory: str | Path):
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.dir.glob(".shard-*.tmp"):  # left by a crash in the middle of a write
-            stale.unlink()
-        numbers = [int(m.group(1)) for p in self.dir.iterdir() if (m := SHARD.match(p.name))]
-        self.next_index = max(numbers, default=-1) + 1
-
-    def write(self, traces: list[Trace]) -> Path | None:
-        return self.write_rows([t.to_row() for t in traces])
-
-    def write_rows(self, rows: list[dict]) -> Path | None:
-        if not rows:
-            return None
-        table = pa.Table.from_pylist(rows, schema=SCHEMA)
-        final = atomic_write_parquet(table, self.dir / f"shard-{self.next_index:06d}.parquet")
-        self.next_index += 1
-        return final
+def write_traces(directory: str | Path, traces: list[Trace]) -> Path | None:
+    """`traces` as one new shard in `directory` (None when there are none)."""
+    return ShardWriter(directory, SCHEMA).write_rows([t.to_row() for t in traces])
 
 
 def shard_paths(directory: str | Path) -> list[Path]:
@@ -230,16 +248,30 @@ def open_shard(path: Path) -> pq.ParquetFile:
     return file
 
 
+# Columns that shards of the earlier schema hold as JSON strings: their JSON value -> the column's value.
+FROM_JSON = {"prompt_messages": lambda messages: messages, "sampling": lambda sampling: sampling, "tests": stored_tests}
+
+
+def _from_json(name: str, column: pa.Array | pa.ChunkedArray, type: pa.DataType) -> pa.Array:
+    values = [None if text in (None, "", "null") else FROM_JSON[name](json.loads(text)) for text in column.to_pylist()]
+    return pa.array(values, type)
+
+
 def _conform(path: Path, data: pa.Table | pa.RecordBatch, fields: list[pa.Field]) -> list[pa.Array]:
-    """`data`'s columns as `fields` (absent logprob columns as nulls), keys checked; else DamagedShard."""
+    """`data`'s columns as `fields` (absent logprob columns as nulls, earlier JSON columns converted), keys checked;
+    else DamagedShard."""
     arrays = []
     for f in fields:
         if f.name not in data.schema.names:
             arrays.append(pa.nulls(data.num_rows, f.type))
             continue
+        column = data.column(f.name)
         try:
-            arrays.append(data.column(f.name).cast(f.type))
-        except (pa.ArrowException, ValueError) as exc:
+            if f.name in FROM_JSON and pa.types.is_string(column.type):
+                arrays.append(_from_json(f.name, column, f.type))
+            else:
+                arrays.append(column.cast(f.type))
+        except (pa.ArrowException, ValueError, TypeError, KeyError) as exc:
             raise DamagedShard(path, f"column {f.name}: {_first_line(exc)}") from None
     for f, array in zip(fields, arrays):
         if f.name in KEY_COLUMNS and array.null_count:
@@ -307,21 +339,12 @@ def prompt_digests(directory: str | Path) -> dict[str, set[str]]:
     return digests
 
 
-def latest_rows(directory: str | Path) -> list[dict]:
-    """One row per (prompt_id, sample_index): the last ok try, else the last failed one."""
-    best: dict[tuple[str, int], dict] = {}
-    for row in read_table(directory).to_pylist():
-        key = (row["prompt_id"], row["sample_index"])
-        if key not in best or row["status"] == "ok" or best[key]["status"] != "ok":
-            best[key] = row
-    return list(best.values())
-
-
 def latest_rank(directory: str | Path) -> np.ndarray:
-    """For every stored row (all shards, in write order): its index in `latest_rows`' list, or -1 if skipped.
+    """The latest try of each sample: for every stored row (all shards, in write order) its index among the
+    chosen rows, or -1 if another try of its (prompt_id, sample_index) is chosen.
 
-    The same choice as `latest_rows` (last ok try, else last failed one; listed in order of first
-    appearance), computed on three columns, so that the heavy ones can be streamed afterwards.
+    The last ok try, else the last failed one; the chosen rows listed in order of first appearance of their
+    pair. Computed on three columns, so that the heavy ones can be streamed afterwards.
     """
     table = read_table(directory, columns=["prompt_id", "sample_index", "status"])
     n = table.num_rows
@@ -337,6 +360,13 @@ def latest_rank(directory: str | Path) -> np.ndarray:
     rank = np.full(n, -1, dtype=np.int64)
     rank[chosen] = np.arange(len(chosen))
     return rank
+
+
+def latest_rows(directory: str | Path, columns: list[str] | None = None) -> list[dict]:
+    """The rows `latest_rank` chooses, in its order, with `columns` (default all)."""
+    rank = latest_rank(directory)
+    chosen = np.flatnonzero(rank >= 0)
+    return read_table(directory, columns).take(chosen[np.argsort(rank[chosen])]).to_pylist()
 
 
 def iter_batches(directory: str | Path, columns: list[str] | None = None,

@@ -19,7 +19,8 @@ from distill.errors import DistillError, UsageError
 from distill.teacher.config import EngineSection, GenerateConfig
 from distill.teacher.generate import generate
 from distill.teacher.prompts import load_prompts
-from distill.traces import latest_rows, read_table, split_reasoning
+from distill.traces import latest_rows, read_table
+from distill.verify.reasoning import split_reasoning
 from fake_openai import FakeOpenAIServer
 
 TEACHER = ROOT / "toy" / "teacher"
@@ -74,8 +75,8 @@ def test_hf_engine_generates_all_samples_and_rerun_is_idempotent(tmp_path, toy_w
     assert len(rows) == 12 and {r["status"] for r in rows} == {"ok"}
     assert {(r["prompt_id"], r["sample_index"]) for r in rows} == {(f"toy-test-{i:06d}", s) for i in range(6) for s in range(2)}
     row = rows[0]
-    assert row["reasoning"] is not None and "\\boxed{" in row["final_answer"] and row["answer"] is not None
-    assert json.loads(row["sampling"])["temperature"] == 0.6 and row["completion_tokens"] > 0
+    assert row["reasoning"] is not None and "\\boxed{" in split_reasoning(row["response"])[1] and row["answer"] is not None
+    assert row["sampling"]["temperature"] == 0.6 and row["completion_tokens"] > 0
     summary = json.loads((tmp_path / "run" / "generate_summary.json").read_text())
     assert summary["ok"] == 12 and summary["finish_reasons"] == {"stop": 12}
     shards = len(list((tmp_path / "run" / "traces").glob("shard-*.parquet")))

@@ -10,7 +10,9 @@ from distill.engines import SamplingParams
 from distill.engines.openai import OpenAIEngine
 from distill.teacher.config import EngineSection, GenerateConfig
 from distill.teacher.generate import generate
-from distill.traces import SCHEMA, ShardWriter, Trace, latest_rows, read_table, storable_row
+from distill.shards import ShardWriter
+from distill.traces import SCHEMA, Trace, latest_rows, read_table, storable_row
+from distill.verify.reasoning import split_reasoning
 from fake_openai import FakeOpenAIServer
 
 
@@ -76,7 +78,7 @@ def test_one_malformed_choice_fails_only_its_sample(tmp_path):
     with FakeOpenAIServer([body]) as server:
         generate(config(tmp_path, server, 1, n=2, max_failed_fraction=0.5))
     rows = rows_by_prompt(tmp_path)
-    assert rows[("p00", 0)]["status"] == "ok" and rows[("p00", 0)]["final_answer"] == "4"
+    assert rows[("p00", 0)]["status"] == "ok" and split_reasoning(rows[("p00", 0)]["response"])[1] == "4"
     assert rows[("p00", 0)]["completion_tokens"] == 5 and rows[("p00", 0)]["prompt_tokens"] == 10
     assert rows[("p00", 1)]["status"] == "failed" and "malformed choice 1: message.content is a number" in rows[("p00", 1)]["error"]
 
@@ -129,10 +131,10 @@ def test_rows_are_checked_before_they_are_buffered(tmp_path):
     good = storable_row(Trace(**base, sample_index=0, response="<think>a</think>4", completion_tokens=3))
     not_text = storable_row(Trace(**base, sample_index=1, response=5))
     too_many = storable_row(Trace(**base, sample_index=2, response="4", completion_tokens=2**40))
-    assert good["status"] == "ok" and good["final_answer"] == "4"
+    assert good["status"] == "ok" and split_reasoning(good["response"])[1] == "4"
     for row in (not_text, too_many):
         assert row["status"] == "failed" and row["error"].startswith("answer does not fit the trace schema")
         assert row["response"] is None and row["completion_tokens"] is None
-    ShardWriter(tmp_path).write_rows([good, not_text, too_many])  # the shard holds all three
+    ShardWriter(tmp_path, SCHEMA).write_rows([good, not_text, too_many])  # the shard holds all three
     table = read_table(tmp_path)
     assert table.num_rows == 3 and table.schema == SCHEMA

@@ -24,7 +24,8 @@ from distill.progress import fmt_count, fmt_duration, say
 from distill.runs import Run
 from distill.teacher.config import GenerateConfig
 from distill.teacher.prompts import Prompt, load_prompts, source_name
-from distill.traces import (ShardWriter, Trace, done_pairs, find_damaged, latest_rows, move_aside, prompt_digest,
+from distill.shards import ShardWriter
+from distill.traces import (SCHEMA, Trace, done_pairs, find_damaged, latest_rows, move_aside, prompt_digest,
                             prompt_digests, shard_paths, storable_row, stored_prompt)
 
 
@@ -78,7 +79,7 @@ class Progress:
 async def _generate(cfg: GenerateConfig, prompts: list[Prompt], todo: list[tuple[Prompt, list[int]]],
                     done: int, traces_dir: Path) -> Progress:
     engine = make_engine(cfg.engine)
-    writer = ShardWriter(traces_dir)
+    writer = ShardWriter(traces_dir, SCHEMA)
     total = len(prompts) * cfg.sampling.n
     progress = Progress(cfg.name, len(prompts), total, done)
     buffer: list[dict] = []  # rows checked against the schema: a flush never fails on one
@@ -226,7 +227,8 @@ def repair(cfg: GenerateConfig, traces_dir: Path) -> None:
 
 
 def summarize(cfg: GenerateConfig, traces_dir: Path, prompt_ids: set[str], wall: float) -> dict:
-    rows = [r for r in latest_rows(traces_dir) if r["prompt_id"] in prompt_ids]
+    columns = ["prompt_id", "status", "error", "finish_reason", "prompt_tokens", "completion_tokens"]
+    rows = [r for r in latest_rows(traces_dir, columns) if r["prompt_id"] in prompt_ids]
     ok = [r for r in rows if r["status"] == "ok"]
     # Prompt tokens are counted once per request (n samples share the prefix): once per prompt here.
     prompt_tokens = sum({r["prompt_id"]: r["prompt_tokens"] or 0 for r in ok}.values())
