@@ -11,7 +11,7 @@ from distill.config import load_config
 from distill.curate.run import curate
 from distill.students.data import load_messages
 from distill.teacher.config import GenerateConfig
-from distill.traces import ShardWriter, Trace
+from distill.traces import Trace, write_traces
 
 GOOD = "<think>\n{work}\n</think>\n\nThe answer is \\boxed{{{answer}}}."
 
@@ -25,7 +25,7 @@ def trace(pid, index, response, answer="42", finish="stop", tokens=50, status="o
 
 def write_run(tmp_path, traces, **curate_cfg):
     run = tmp_path / "run"
-    ShardWriter(run / "traces").write(traces)
+    write_traces(run / "traces", traces)
     (run / "generate_summary.json").write_text(json.dumps({"cost_usd": 2.0}))
     cfg = {"name": "c", "run_dir": str(run), "prompts": {"source": str(SHARED_DATA / "math" / "aime24.jsonl")},
            "curate": curate_cfg}
@@ -132,7 +132,7 @@ def test_retried_traces_streamed_into_several_shards_in_trace_order(tmp_path, mo
     failed = trace("p0", 1, None, status="failed", error="timeout")
     lost = trace("p9", 0, None, status="failed", error="HTTP 500")
     path, run = write_run(tmp_path, [good[0], failed, lost] + good[2:])
-    ShardWriter(run / "traces").write([good[1]])  # p0/1 retried later, in a later shard
+    write_traces(run / "traces", [good[1]])  # p0/1 retried later, in a later shard
     out = curate(load_config(path, GenerateConfig))
     tables = [pq.read_table(p) for p in sorted(out.glob("train-*.parquet"))]
     assert [t.num_rows for t in tables] == [3, 3, 3]
@@ -150,9 +150,8 @@ def test_latest_rank_makes_the_choice_of_latest_rows(tmp_path):
     from distill.traces import iter_batches, latest_rank, latest_rows
 
     rng = random.Random(0)
-    writer = ShardWriter(tmp_path)
     for shard in range(5):
-        writer.write([trace(f"p{rng.randint(0, 9)}", rng.randint(0, 2), f"{shard}-{k}", status=rng.choice(["ok", "failed"]))
+        write_traces(tmp_path, [trace(f"p{rng.randint(0, 9)}", rng.randint(0, 2), f"{shard}-{k}", status=rng.choice(["ok", "failed"]))
                       for k in range(40)])
     stored = [row for _, batch in iter_batches(tmp_path, ["response", "status"]) for row in batch.to_pylist()]
     rank = latest_rank(tmp_path)

@@ -7,6 +7,9 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
+from distill.curate.config import CurateSection
+from distill.errors import UsageError
+
 WORD = re.compile(r"\w+")
 
 
@@ -77,3 +80,40 @@ class Decontaminator:
             return None
         best, count = max(shared.items(), key=lambda kv: kv[1] / self.grams_in[kv[0]])
         return self.items[best] if count / self.grams_in[best] >= self.min_overlap else None
+
+
+def load_benchmarks(cfg: CurateSection) -> Decontaminator | None:
+    """A Decontaminator holding every benchmark problem the config names (eval suites, single benchmarks), or None."""
+    d = cfg.decontamination
+    if not d.enabled or not (d.benchmarks or d.suites):
+        return None
+    from datasets import load_dataset
+
+    from distill.config import looks_like_local_path
+    from distill.eval.docs import suite_problems
+
+    decon = Decontaminator(d.ngram, min_overlap=d.min_overlap, boilerplate_problems=d.boilerplate_problems)
+    for suite in d.suites:
+        try:
+            for name, problems in suite_problems(suite, d.local_files).items():
+                decon.add(name, problems)
+        except UsageError as exc:
+            raise UsageError(f"curate.decontamination.suites: {exc}") from None
+        except Exception as exc:
+            raise UsageError(f"curate.decontamination.suites: cannot load the benchmarks of {suite}: {_first_line(exc)} "
+                             f"(offline: curate.decontamination.local_files maps a benchmark name to a local copy)") from None
+    for bench in d.benchmarks:
+        try:
+            if looks_like_local_path(bench.source):
+                rows = load_dataset("json", data_files=bench.source, split="train")
+            else:
+                rows = load_dataset(bench.source, bench.subset, split=bench.split)
+            decon.add(bench.name, rows[bench.field])
+        except Exception as exc:
+            raise UsageError(f"curate.decontamination.benchmarks: cannot load {bench.name} ({bench.source}, "
+                             f"field {bench.field!r}): {_first_line(exc)}") from None
+    return decon
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

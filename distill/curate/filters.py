@@ -7,9 +7,8 @@ from collections import Counter
 
 import numpy as np
 
-from distill.traces import THINK_END
+from distill.verify.reasoning import THINK_END, THINK_START
 
-THINK_START = "<think>"
 # Scripts counted for language mixing (the R1 paper's readability filter drops CoT mixing languages).
 SCRIPTS = {
     "latin": re.compile(r"[A-Za-z\u00C0-\u024F]"),

@@ -1,0 +1,92 @@
+"""Curation's decision, on the screened `Outcome`s: exact dedup, near-dedup, verdicts, then selection."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+from distill.curate import filters
+from distill.curate.config import CurateSection
+from distill.curate.screen import Outcome
+
+
+def decide(outcomes: list[Outcome], c: CurateSection) -> tuple[list[Outcome], list[Outcome]]:
+    """(kept, rejected): every outcome ends with a reason, or None when kept. Rejected in the order of the reasons'
+    stages (filters, near-duplicates, verdicts, selection), which the summary's counts follow."""
+    candidates = drop_duplicates(outcomes)
+    rejected = [o for o in outcomes if o.reason]
+    if c.near_dedup.enabled:
+        candidates, near = drop_near_duplicates(candidates, c)
+        rejected += near
+    accepted = []
+    for outcome in candidates:
+        correct, reason = outcome.verdict
+        outcome.verdict = None
+        if correct:
+            outcome.unverified = reason == "unverified"
+            accepted.append(outcome)
+        else:
+            outcome.reason = reason
+            rejected.append(outcome)
+    kept, not_selected = select(accepted, c)
+    for outcome in not_selected:
+        outcome.reason = "not selected"
+    return kept, rejected + not_selected
+
+
+def drop_duplicates(outcomes: list[Outcome]) -> list[Outcome]:
+    """Reject exact repeats of an earlier response to the same prompt; the candidates that remain, in order."""
+    seen: set[bytes] = set()
+    candidates = []
+    for outcome in outcomes:
+        if outcome.reason:
+            continue
+        key, outcome.response_key = outcome.response_key, None
+        if key is not None and key in seen:
+            outcome.reason = "duplicate response"
+            continue
+        seen.add(key)
+        candidates.append(outcome)
+    return candidates
+
+
+def _by_prompt(outcomes: list[Outcome]) -> dict[str, list[Outcome]]:
+    grouped: dict[str, list[Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        grouped[outcome.prompt_id].append(outcome)
+    return grouped
+
+
+def drop_near_duplicates(candidates: list[Outcome], cfg: CurateSection) -> tuple[list[Outcome], list[Outcome]]:
+    """Reject responses that nearly duplicate an earlier sample of the same prompt."""
+    kept, dropped = [], []
+    for outcomes in _by_prompt(candidates).values():
+        outcomes.sort(key=lambda o: o.sample_index)
+        near = filters.near_duplicates_of([o.minhash for o in outcomes], cfg.near_dedup.threshold)
+        for i, outcome in enumerate(outcomes):
+            outcome.minhash = None
+            if i in near:
+                outcome.reason = f"near-duplicate of sample {outcomes[near[i]].sample_index}"
+                dropped.append(outcome)
+            else:
+                kept.append(outcome)
+    return kept, dropped
+
+
+def select(accepted: list[Outcome], cfg: CurateSection) -> tuple[list[Outcome], list[Outcome]]:
+    """Keep up to max_per_prompt accepted traces per prompt; the rest are rejected as 'not selected'."""
+    sel = cfg.selection
+    if sel.max_per_prompt is None:
+        return accepted, []
+    kept, dropped = [], []
+    for prompt_id, outcomes in _by_prompt(accepted).items():
+        if sel.policy == "shortest":
+            outcomes = sorted(outcomes, key=lambda o: (o.length, o.sample_index))
+        elif sel.policy == "random":
+            outcomes = sorted(outcomes, key=lambda o: o.sample_index)
+            random.Random(f"{sel.seed}:{prompt_id}").shuffle(outcomes)
+        else:
+            outcomes = sorted(outcomes, key=lambda o: o.sample_index)
+        kept += outcomes[: sel.max_per_prompt]
+        dropped += outcomes[sel.max_per_prompt:]
+    return kept, dropped

@@ -1,0 +1,197 @@
+"""Curation's first pass: each trace screened once, in the order it is stored, into one small `Outcome`.
+
+A trace is rejected by the first of: a failed generation, decontamination, the cheap filters (format, length,
+language, repetition), a missing reference; otherwise it gets a verdict: from the verdict cache, or from the
+judge (verify/judge.py: math answers scored in worker processes, code run in the sandbox, as the pass goes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from distill.curate import filters
+from distill.curate.config import CurateSection
+from distill.curate.decontaminate import Decontaminator
+from distill.progress import say
+from distill.shards import ShardWriter
+from distill.traces import iter_batches, reference_tests
+from distill.verify.judge import Judge
+from distill.verify.sandbox import LocalSandbox
+from distill.verify.verdict import Verdict
+
+# What the pass reads: everything but the long lists (logprobs) and the prompt (read only for decontamination).
+SCREEN_COLUMNS = ["trace_id", "prompt_id", "sample_index", "source", "status", "error", "response", "reasoning",
+                  "finish_reason", "completion_tokens", "answer", "tests", "metadata"]
+VERDICTS = pa.schema([("trace_id", pa.string()), ("correct", pa.bool_()), ("reason", pa.string())])
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One trace, reduced to what dedup, selection, the summary and the write pass need."""
+
+    trace_id: str
+    prompt_id: str
+    sample_index: int
+    source: str
+    difficulty: str
+    completion_tokens: int | None
+    length: int  # completion tokens, else characters: what the 'shortest' policy compares
+    reason: str | None = None  # why it is rejected; None once kept
+    response_key: bytes | None = None  # hash of (prompt, response), for exact dedup
+    minhash: np.ndarray | None = None  # for near-dedup
+    verdict: tuple[bool, str] | None = None
+    unverified: bool = False  # kept without a reference to check it against (accept_unverified, verifier none)
+
+
+class VerdictCache:
+    """Verdicts per trace id, stored as shards so that a repeated or interrupted run reuses them."""
+
+    FLUSH_ROWS = 10_000
+
+    def __init__(self, directory: Path, config_key: str):
+        self.dir = directory / config_key
+        self.known: dict[str, tuple[bool, str]] = {}
+        paths = sorted(self.dir.glob("verdicts-*.parquet")) if self.dir.is_dir() else []
+        for path in paths:
+            table = pq.read_table(path)
+            for trace_id, correct, reason in zip(*(table.column(c).to_pylist() for c in ("trace_id", "correct", "reason"))):
+                self.known[trace_id] = (correct, sys.intern(reason))
+        self.pending: list[dict] = []
+        self.writer: ShardWriter | None = None
+
+    def add(self, trace_id: str, correct: bool, reason: str) -> None:
+        self.pending.append({"trace_id": trace_id, "correct": correct, "reason": reason})
+        if len(self.pending) >= self.FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        if self.writer is None:
+            # The process id keeps two curations of one run into different outputs from writing the same shard name.
+            self.writer = ShardWriter(self.dir, VERDICTS, prefix="verdicts", tag=f"-{os.getpid()}")
+        self.writer.write_rows(self.pending)
+        self.pending = []
+
+
+def filter_reason(row: dict, cfg: CurateSection) -> str | None:
+    """The first cheap filter that rejects the trace (verification comes after)."""
+    response = row["response"] or ""
+    reason = filters.format_reason(response, row["finish_reason"]) if cfg.reasoning else None
+    reason = reason or filters.length_reason(row["completion_tokens"], cfg.min_tokens, cfg.max_tokens)
+    if not reason and cfg.language.enabled:
+        reason = filters.language_reason(row["reasoning"], cfg.language.script, cfg.language.min_share)
+    if not reason and cfg.repetition.enabled:
+        r = cfg.repetition
+        reason = filters.repetition_reason(response, r.ngram, r.max_ngram_share, r.max_line_repeats)
+    return reason
+
+
+def verifier_for(row: dict, cfg: CurateSection) -> str:
+    """math, code or none; `no reference` where the configured verifier has nothing to check against."""
+    has_tests = bool(row["tests"])
+    has_answer = row["answer"] is not None and str(row["answer"]).strip() != ""
+    verifier = cfg.verifier
+    if verifier == "auto":
+        verifier = "code" if has_tests else "math" if has_answer else "none" if cfg.accept_unverified else "no reference"
+    elif (verifier == "code" and not has_tests) or (verifier == "math" and not has_answer):
+        verifier = "none" if cfg.accept_unverified else "no reference"
+    return verifier
+
+
+class Screen:
+    """Screens one trace row at a time into its `Outcome`: a reason, or a verdict (now or once the verifier answers)."""
+
+    def __init__(self, cfg: CurateSection, decon: Decontaminator | None, cache: VerdictCache):
+        self.cfg, self.decon, self.cache = cfg, decon, cache
+        self.judge = Judge(self.record_verdict, workers=cfg.workers, limits=cfg.sandbox.limits())
+        self.contaminated: dict[str, str | None] = {}
+        self.difficulty: dict[str | None, str] = {}  # by metadata JSON: prompts share it
+        self.code_traces = 0
+
+    def __call__(self, row: dict) -> Outcome:
+        c = self.cfg
+        response = row["response"] or ""
+        outcome = Outcome(row["trace_id"], row["prompt_id"], row["sample_index"], row["source"],
+                          self.difficulty_of(row["metadata"]), row["completion_tokens"],
+                          row["completion_tokens"] or len(response))
+        outcome.reason = (f"generation failed: {row['error']}" if row["status"] != "ok" else
+                          self.contamination(row) or filter_reason(row, c))
+        if outcome.reason:
+            return outcome
+        if c.dedup:
+            outcome.response_key = hashlib.sha1(f"{row['prompt_id']}\0{response}".encode()).digest()
+        if c.near_dedup.enabled:
+            outcome.minhash = filters.minhash(response, c.near_dedup.shingle, c.near_dedup.num_perm)
+        # Verified before dedup: a duplicate repeats its original's answer, which the scorer checks only once.
+        verifier = verifier_for(row, c)
+        if verifier == "no reference":
+            outcome.reason = verifier
+        elif verifier == "none":
+            outcome.verdict = (True, "unverified")
+        elif row["trace_id"] in self.cache.known:
+            outcome.verdict = self.cache.known[row["trace_id"]]
+        elif verifier == "math":
+            self.judge.submit_math(outcome, response, row["answer"], c.reasoning, c.answer_kind)
+        else:
+            self.submit_code(outcome, row)
+        return outcome
+
+    def submit_code(self, outcome: Outcome, row: dict) -> None:
+        if self.judge.sandbox is None:  # made at the first code trace: a run without code needs no sandbox
+            self.judge.sandbox = LocalSandbox(allow_weak=self.cfg.sandbox.allow_weak)
+        metadata = json.loads(row["metadata"] or "{}")
+        self.judge.submit_code(outcome, row["response"], reference_tests(row["tests"]), self.cfg.reasoning,
+                               starter_code=metadata.get("starter_code"), entry_point=metadata.get("entry_point"))
+        self.code_traces += 1
+
+    def contamination(self, row: dict) -> str | None:
+        """`contaminated: overlaps <benchmark item>` when the prompt's last message overlaps a benchmark problem."""
+        if self.decon is None:
+            return None
+        if row["prompt_id"] not in self.contaminated:
+            self.contaminated[row["prompt_id"]] = self.decon.match(row["prompt_messages"][-1]["content"])
+        hit = self.contaminated[row["prompt_id"]]
+        return f"contaminated: overlaps {hit}" if hit else None
+
+    def difficulty_of(self, metadata: str | None) -> str:
+        if metadata not in self.difficulty:
+            self.difficulty[metadata] = str(json.loads(metadata or "{}").get("difficulty"))
+        return self.difficulty[metadata]
+
+    def record_verdict(self, outcome: Outcome, verdict: Verdict) -> None:
+        outcome.verdict = (verdict.correct, sys.intern(verdict.reason))
+        self.cache.add(outcome.trace_id, verdict.correct, verdict.reason)
+
+
+def screen_traces(traces_dir: Path, rank: np.ndarray, c: CurateSection, decon: Decontaminator | None,
+                  cache: VerdictCache) -> list[Outcome]:
+    """One `Outcome` per chosen trace (`rank` >= 0), in rank order, each with its reason or its verdict."""
+    outcomes: list[Outcome | None] = [None] * int(rank.max(initial=-1) + 1)
+    columns = SCREEN_COLUMNS + (["prompt_messages"] if decon is not None else [])
+    screen = Screen(c, decon, cache)
+    with screen.judge as judge:
+        for start, batch in iter_batches(traces_dir, columns):
+            ranks = rank[start:start + batch.num_rows]
+            chosen = np.flatnonzero(ranks >= 0)
+            if len(chosen) < batch.num_rows:
+                batch = batch.take(chosen)
+            values = [batch.column(name).to_pylist() for name in columns]
+            for index, row_values in zip(ranks[chosen], zip(*values)):
+                outcomes[index] = screen(dict(zip(columns, row_values)))
+        if screen.code_traces:
+            say(f"[curate] running code of {screen.code_traces} traces in the sandbox")
+        judge.close()
+        if judge.distinct_answers:
+            say(f"[curate] math-verify: {judge.distinct_answers} distinct answers")
+    cache.flush()
+    return outcomes
