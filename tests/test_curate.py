@@ -235,3 +235,101 @@ def test_an_output_that_would_replace_the_traces_is_refused_and_the_traces_survi
     result = run_cli("curate", path, "curate.output=..")
     assert result.returncode == 2 and "curate.output" in result.stderr and "string should match pattern" in result.stderr.lower()
     assert run_cli("curate", path).returncode == 0 and run_cli("curate", path).returncode == 0  # its own output: replaced
+
+
+def old_schema_shard(path, traces):
+    """`traces` as a shard of the earlier schema: messages, tests and sampling as JSON strings, and final_answer."""
+    import pyarrow as pa
+
+    from distill.traces import SCHEMA
+
+    json_columns = ("prompt_messages", "tests", "sampling")
+    fields = [pa.field(f.name, pa.string()) if f.name in json_columns else f for f in SCHEMA]
+    fields.insert(SCHEMA.get_field_index("reasoning") + 1, pa.field("final_answer", pa.string()))
+    rows = []
+    for t in traces:
+        row = t.to_row()
+        row.update(prompt_messages=json.dumps(t.prompt_messages), sampling=json.dumps(t.sampling, sort_keys=True),
+                   tests=None if t.tests is None else json.dumps(t.tests), final_answer="unused")
+        rows.append(row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=pa.schema(fields)), path)
+
+
+def test_shards_of_the_earlier_schema_load_and_curate_as_before(tmp_path):
+    from distill.traces import prompt_digests, read_table
+
+    lcb = json.loads((SHARED_DATA / "code" / "livecodebench_2408_2501_public_tests.json").read_text())[0]
+    program = "n = int(input())\na = list(map(int, input().split()))\nprint(a.index(sorted(a)[-2]) + 1)\n"
+    good = GOOD.format(work="6 * 7 = 42", answer=42)
+    traces = [trace("p1", 0, good), trace("p1", 1, good), trace("p1", 2, GOOD.format(work="w", answer=41)),
+              trace("c1", 0, "<think>\nsort\n</think>\n\n```python\n" + program + "```", answer=None, tests=lcb["tests"]),
+              trace("c1", 1, "<think>\nguess\n</think>\n\n```python\nprint(1)\n```", answer=None, tests=lcb["tests"]),
+              trace("h1", 0, "<think>\nw\n</think>\n\n```python\ndef f(x):\n    return x + 1\n```", answer=None,
+                    tests=["assert f(1) == 2", "assert f(2) == 3"])]
+    (tmp_path / "new").mkdir()
+    (tmp_path / "old").mkdir()
+    new_path, new_run = write_run(tmp_path / "new", traces)
+    old_path, old_run = write_run(tmp_path / "old", [])
+    old_schema_shard(old_run / "traces" / "shard-000000.parquet", traces)
+
+    old, new = read_table(old_run / "traces"), read_table(new_run / "traces")
+    assert old.schema == new.schema and old.to_pylist() == new.to_pylist()
+    assert prompt_digests(old_run / "traces") == prompt_digests(new_run / "traces")  # a resume sees the same prompts
+    outputs = [curate(load_config(path, GenerateConfig)) for path in (old_path, new_path)]
+    for name in ("train-00000.parquet", "rejected-00000.parquet"):
+        old_rows, new_rows = (pq.read_table(out / name).to_pylist() for out in outputs)
+        assert old_rows == new_rows
+    kept = pq.read_table(outputs[0] / "train-00000.parquet").to_pylist()
+    assert [r["trace_id"] for r in kept] == ["p1/0", "c1/0", "h1/0"]
+    for row in kept:  # what students read: the stored prompt, then the response
+        assert row["messages"] == row["prompt_messages"] + [{"role": "assistant", "content": row["response"]}]
+    rejected = {r["trace_id"]: r["reason"] for r in pq.read_table(outputs[0] / "rejected-00000.parquet").to_pylist()}
+    assert rejected["p1/1"] == "duplicate response" and rejected["p1/2"] == "wrong answer"
+    assert rejected["c1/1"].startswith("code failed: test 0: wrong output")
+
+
+@pytest.mark.parametrize("tests", [
+    None, [], "def check(candidate):\n    assert candidate(1) == 2\n", "", ["assert f(1) == 2", "assert f(2) == 3"],
+    [{"input": "1\n", "output": "2\n", "testtype": "stdin"}, {"input": "[1]", "output": "2", "testtype": "functional"}],
+    [{"input": "1\n", "output": "2\n"}], ["assert True", {"input": "", "output": "1"}],
+    [{"input": 5, "output": "1"}], {"inputs": [], "outputs": []}, [1, 2], [{"input": "", "output": "", "testtype": None}],
+    [{"input": "", "output": "", "testtype": "assert"}], [{"input": "", "output": "", "extra": "é"}], 7,
+])
+def test_tests_of_every_form_come_back_as_the_verifier_takes_them(tmp_path, tests):
+    from distill.traces import SCHEMA, TESTS, read_table, reference_tests, stored_tests
+
+    stored = stored_tests(tests)
+    assert reference_tests(stored) == tests
+    assert reference_tests(pa_roundtrip(stored, TESTS)) == tests
+    write_traces(tmp_path, [trace("p", 0, "x", tests=tests)])
+    assert reference_tests(read_table(tmp_path, ["tests"]).column("tests")[0].as_py()) == tests
+    assert read_table(tmp_path).schema == SCHEMA
+
+
+def pa_roundtrip(value, type):
+    import pyarrow as pa
+
+    return pa.array([value], type).to_pylist()[0]
+
+
+def test_the_shard_writer_shows_only_whole_shards(tmp_path):
+    import pyarrow as pa
+
+    from distill.shards import ShardWriter
+
+    schema = pa.schema([("x", pa.int64())])
+    writer = ShardWriter(tmp_path, schema, prefix="train", digits=5, max_rows=3)
+    writer.write(pa.table({"x": list(range(7))}, schema=schema))
+    assert sorted(p.name for p in tmp_path.glob("train-*.parquet")) == ["train-00000.parquet", "train-00001.parquet"]
+    assert [p.name for p in tmp_path.glob(".*.tmp")] == [".train-00002.tmp"]  # the open one: hidden, not a shard
+    assert [p.name for p in writer.close()] == ["train-00000.parquet", "train-00001.parquet", "train-00002.parquet"]
+    assert [pq.read_table(p).num_rows for p in sorted(tmp_path.glob("train-*.parquet"))] == [3, 3, 1]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+    crashed = ShardWriter(tmp_path, schema, prefix="train", digits=5, max_rows=3)
+    crashed.write(pa.table({"x": [1]}, schema=schema))  # never ended: a crash
+    again = ShardWriter(tmp_path, schema, prefix="train", digits=5)  # removes what the crash left, numbers on
+    assert not list(tmp_path.glob(".*.tmp")) and again.write_rows([{"x": 1}]).name == "train-00003.parquet"
+    empty = ShardWriter(tmp_path / "empty", schema, prefix="rejected", digits=5)
+    assert [pq.read_table(p).num_rows for p in empty.close(keep_empty=True)] == [0]
