@@ -70,8 +70,8 @@ def cmd_verify_code(args) -> None:
     import math
 
     from distill.io import atomic_write_text, check_output_path, text_lines
-    from distill.verify.code import verify_code
-    from distill.verify.sandbox import Limits, LocalSandbox
+    from distill.verify.code import status_and_detail, verify_code
+    from distill.verify.sandbox import LocalSandbox, SandboxSettings
 
     for flag, value in (("--timeout", args.timeout), ("--memory-mb", args.memory_mb)):
         if not (math.isfinite(value) and value > 0):
@@ -86,12 +86,14 @@ def cmd_verify_code(args) -> None:
                 items.append((item, item["code"], item["tests"]))
             except (ValueError, KeyError, TypeError):
                 raise UsageError(f"{args.input}:{number}: expected a JSON object with 'code' and 'tests'") from None
-    sandbox = LocalSandbox(allow_weak=args.allow_weak_sandbox)
-    limits = Limits(wall_s=args.timeout, memory_mb=args.memory_mb)
+    settings = SandboxSettings(allow_weak=args.allow_weak_sandbox, timeout_s=args.timeout, memory_mb=args.memory_mb)
+    sandbox, limits = LocalSandbox(allow_weak=settings.allow_weak), settings.limits()
     lines = []
     for item, code, tests in items:
         verdict = verify_code(code, tests, item.get("starter_code"), item.get("entry_point"), sandbox, limits)
-        lines.append(json.dumps(verdict.to_dict()) + "\n")
+        status, detail = status_and_detail(verdict)
+        record = {"correct": verdict.correct, "reason": verdict.reason, "status": status, "detail": detail}
+        lines.append(json.dumps(record) + "\n")
         if not args.out:
             sys.stdout.write(lines[-1])
             sys.stdout.flush()

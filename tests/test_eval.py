@@ -14,7 +14,7 @@ import yaml
 from conftest import ROOT, SHARED_DATA, run_cli
 from distill.eval.docs import R1_MATH_INSTRUCTION, normalise
 from distill.eval.run import SAMPLE_SCHEMA
-from distill.eval.scoring import score_samples
+from distill.eval.score import score_samples
 from distill.io import read_jsonl
 
 TEACHER = ROOT / "toy" / "teacher"
@@ -304,7 +304,7 @@ def test_each_repeat_of_a_prompt_gets_its_own_seed_and_a_second_run_builds_again
 def test_thinking_returned_apart_by_a_reasoning_parser_is_scored_with_the_answer():
     from distill.eval.config import SuiteConfig
     from distill.eval.lmeval import build_lm
-    from distill.verify.math import score
+    from distill.verify.judge import judge_math
 
     url = f"http://127.0.0.1:{free_port()}/v1"
     cfg = SuiteConfig(name="t", benchmarks=[{"name": "toy", "task": "distill_toy"}],
@@ -314,7 +314,7 @@ def test_thinking_returned_apart_by_a_reasoning_parser_is_scored_with_the_answer
         {"index": 0, "message": {"role": "assistant", "reasoning_content": "2 + 2 = 4", "content": "\\boxed{4}"}},
         {"index": 1, "message": {"role": "assistant", "content": "<think>\n2 + 2 = 5\n</think>\n\n\\boxed{5}"}}]}
     first, second = lm.parse_generations(parsed)
-    assert first == "<think>\n2 + 2 = 4\n</think>\n\n\\boxed{4}" and score(first, "4").correct
+    assert first == "<think>\n2 + 2 = 4\n</think>\n\n\\boxed{4}" and judge_math(first, "4").correct
     assert second == "<think>\n2 + 2 = 5\n</think>\n\n\\boxed{5}"
 
 

@@ -10,7 +10,7 @@ from conftest import SHARED_DATA
 from programs import SECOND_LARGEST, SHORTEST_PATHS
 from distill.eval.docs import (LCB_STDIN_HINT, R1_MATH_INSTRUCTION, gpqa_doc, humaneval_doc, livecodebench_doc, math_doc,
                                normalise)
-from distill.eval.scoring import score_samples
+from distill.eval.score import score_samples
 from distill.io import read_jsonl
 from distill.verify.sandbox import LocalSandbox
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from distill.verify import math as mathv
+from distill.verify.judge import judge_math
 
 MATH500 = Path(__file__).resolve().parents[2] / "shared" / "data" / "math" / "math500.jsonl"
 
@@ -102,7 +103,7 @@ def test_fast_path_agrees_with_math_verify(monkeypatch):
         text = f"So the final answer is $\\boxed{{{answer}}}$."
         want = plain(text, ref)
         counts[what, want] = counts.get((what, want), 0) + 1
-        fast, scored = mathv._math_verify(text, ref), mathv.score(f"<think>...</think>{text}", ref)
+        fast, scored = mathv._math_verify(text, ref), judge_math(f"<think>...</think>{text}", ref)
         if fast.correct != want or scored.correct != want:
             disagreements.append((what, ref, answer, fast, scored, want))
     assert not disagreements, disagreements[:10]

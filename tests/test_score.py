@@ -102,8 +102,8 @@ def test_responses_key_is_found_without_being_named(tmp_path):
 
 
 def test_reasoning_mode_detected_from_the_file_unless_given(tmp_path):
-    plain = tmp_path / "plain.jsonl"  # no </think> anywhere: a non-reasoning model, whole response scored
-    write_jsonl(plain, [{"response": "<think> \\boxed{9}", "answer": "9"}, {"response": "\\boxed{5}", "answer": "9"}])
+    plain = tmp_path / "plain.jsonl"  # no reasoning block anywhere: a non-reasoning model, whole response scored
+    write_jsonl(plain, [{"response": "\\boxed{9}", "answer": "9"}, {"response": "\\boxed{5}", "answer": "9"}])
     result = run_cli("score", plain)
     assert result.returncode == 0, result.stderr
     assert [v[0] for v in verdicts(tmp_path / "plain.verdicts.jsonl")] == [(True, "9", "correct"),
@@ -113,6 +113,12 @@ def test_reasoning_mode_detected_from_the_file_unless_given(tmp_path):
     assert result.returncode == 0, result.stderr
     assert [v[0][2] for v in verdicts(tmp_path / "plain.verdicts.jsonl")] == ["no closing </think>"] * 2
     assert "pass@1 = 0.0%" in result.stdout and "(given)" in result.stdout
+
+    opened = tmp_path / "opened.jsonl"  # a reasoning block opened and never closed is a reasoning response too
+    write_jsonl(opened, [{"response": "<think> \\boxed{9}", "answer": "9"}, {"response": "\\boxed{5}", "answer": "9"}])
+    result = run_cli("score", opened)
+    assert [v[0][2] for v in verdicts(tmp_path / "opened.verdicts.jsonl")] == ["no closing </think>"] * 2
+    assert "reasoning: answer after the last </think> (detected)" in result.stdout
 
     mixed = tmp_path / "mixed.jsonl"  # one closed reasoning block makes the whole file reasoning
     write_jsonl(mixed, [{"response": "<think> \\boxed{9}", "answer": "9"}, {"response": R + "\\boxed{9}", "answer": "9"}])

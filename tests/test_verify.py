@@ -11,8 +11,9 @@ import pytest
 from conftest import SHARED_DATA, run_cli
 from programs import SECOND_LARGEST, SHORTEST_PATHS
 from distill.io import read_jsonl
-from distill.verify.code import extract_code, verify_code, verify_response
-from distill.verify.math import MathScorer, score, score_many
+from distill.verify.code import extract_code, status_and_detail, verify_code
+from distill.verify.judge import judge_code, judge_many, judge_math
+from distill.verify.math import MathScorer
 from distill.verify.sandbox import Limits, LocalSandbox, python_argv
 
 R = "<think>\nworking...\n</think>\n\n"
@@ -41,27 +42,27 @@ R = "<think>\nworking...\n</think>\n\n"
     ("A is wrong and so is B.", "B", False),  # no answer named
 ])
 def test_math_scorer(answer, reference, correct):
-    verdict = score(R + answer, reference)
+    verdict = judge_math(R + answer, reference)
     assert verdict.correct is correct, verdict
 
 
 def test_math_scorer_reasons():
-    assert score("\\boxed{42}", "42").reason == "no closing </think>"  # truncated reasoning is wrong
-    assert score("\\boxed{42}", "42", reasoning=False).correct  # non-reasoning models: the whole response
-    assert score("42\n</think>\n\\boxed{42}", "42").correct  # R1 pre-fills <think>: only the closing tag
-    assert score(R + "I give up.", "42").reason == "no answer"
-    assert score(R.replace("working...", "\\boxed{7}") + "\\boxed{42}", "42").correct  # answer after </think> only
+    assert judge_math("\\boxed{42}", "42").reason == "no closing </think>"  # truncated reasoning is wrong
+    assert judge_math("\\boxed{42}", "42", reasoning=False).correct  # non-reasoning models: the whole response
+    assert judge_math("42\n</think>\n\\boxed{42}", "42").correct  # R1 pre-fills <think>: only the closing tag
+    assert judge_math(R + "I give up.", "42").reason == "no answer"
+    assert judge_math(R.replace("working...", "\\boxed{7}") + "\\boxed{42}", "42").correct  # answer after </think> only
 
 
 def test_math500_and_aime_references_score_their_own_answers():
     rows = read_jsonl(SHARED_DATA / "math" / "math500.jsonl")
     aime = read_jsonl(SHARED_DATA / "math" / "aime24.jsonl")
-    items = [(R + f"\\boxed{{{r['answer']}}}", r["answer"], True, "auto") for r in rows]
-    items += [(R + f"\\boxed{{{r['answer']}}}", str(r["answer"]), True, "auto") for r in aime]
-    verdicts = score_many(items, workers=2)
-    wrong = [(i[1], v) for i, v in zip(items, verdicts) if not v.correct]
+    items = [{"response": R + f"\\boxed{{{r['answer']}}}", "reference": r["answer"]} for r in rows]
+    items += [{"response": R + f"\\boxed{{{r['answer']}}}", "reference": str(r["answer"])} for r in aime]
+    verdicts = judge_many(items, workers=2)
+    wrong = [(i["reference"], v) for i, v in zip(items, verdicts) if not v.correct]
     assert len(wrong) <= 5, wrong[:5]  # a reference equals itself (a few exotic LaTeX forms aside)
-    shifted = score_many([(R + "\\boxed{" + rows[(i + 1) % 50]["answer"] + "}", rows[i]["answer"], True, "auto")
+    shifted = judge_many([{"response": R + "\\boxed{" + rows[(i + 1) % 50]["answer"] + "}", "reference": rows[i]["answer"]}
                           for i in range(50)], workers=0)
     assert sum(v.correct for v in shifted) <= 3  # another problem's answer is wrong
 
@@ -81,7 +82,7 @@ def test_math_scorer_streams_and_scores_each_distinct_answer_once(workers):
             scorer.submit(tag, response, reference)
         scorer.close()
     assert sorted(got) == list(range(len(items)))
-    assert [got[i] for i in range(len(items))] == [score(response, reference) for response, reference in items]
+    assert [got[i] for i in range(len(items))] == [judge_math(response, reference) for response, reference in items]
     closed = {item for item in items if "</think>" in item[0]}
     assert scorer.distinct == len(closed) > len(rows)  # repeats and unclosed responses are not scored again
     assert scorer.pool is None  # stopped (or never started)
@@ -94,33 +95,41 @@ def lcb(prefix):
     return next(p for p in LCB if p["problem"].startswith(prefix))
 
 
+def status(verdict) -> str:
+    return status_and_detail(verdict)[0]
+
+
+def detail(verdict) -> str:
+    return status_and_detail(verdict)[1]
+
+
 def test_livecodebench_stdin_and_functional_tests():
     stdin = LCB[0]
-    assert verify_code(SECOND_LARGEST, stdin["tests"]).status == "passed"
+    assert status(verify_code(SECOND_LARGEST, stdin["tests"])) == "passed"
     wrong = verify_code("print(1)", stdin["tests"])
-    assert wrong.status == "failed" and "wrong output" in wrong.detail
+    assert status(wrong) == "failed" and "wrong output" in detail(wrong)
     functional = lcb("You are given an integer n and a 2D integer array queries.\nThere are n cities")
-    assert verify_code(SHORTEST_PATHS, functional["tests"], functional["starter_code"]).status == "passed"
+    assert status(verify_code(SHORTEST_PATHS, functional["tests"], functional["starter_code"])) == "passed"
     off_by_one = SHORTEST_PATHS.replace("out.append(dist[n - 1])", "out.append(dist[n - 1] + 1)")
-    assert verify_code(off_by_one, functional["tests"], functional["starter_code"]).status == "failed"
+    assert status(verify_code(off_by_one, functional["tests"], functional["starter_code"])) == "failed"
     crash = verify_code("raise ValueError('boom')", stdin["tests"])
-    assert crash.status == "error" and "ValueError: boom" in crash.detail
+    assert status(crash) == "error" and "ValueError: boom" in detail(crash)
 
 
 def test_assert_and_check_style_tests():
-    assert verify_code("def add(a, b):\n    return a + b", ["assert add(1, 2) == 3"]).status == "passed"
+    assert status(verify_code("def add(a, b):\n    return a + b", ["assert add(1, 2) == 3"])) == "passed"
     failed = verify_code("def add(a, b):\n    return a - b", ["assert add(1, 2) == 3"])
-    assert failed.status == "failed" and "AssertionError" in failed.detail
+    assert status(failed) == "failed" and "AssertionError" in detail(failed)
     check = "def check(candidate):\n    assert candidate(2) == 4\n"
-    assert verify_code("def sq(x):\n    return x * x", check, entry_point="sq").passed
+    assert verify_code("def sq(x):\n    return x * x", check, entry_point="sq").correct
 
 
 def test_response_code_block_extraction():
     response = R + "Here:\n```python\n" + SECOND_LARGEST + "```\n"
     assert extract_code(response) == SECOND_LARGEST
-    assert verify_response(response, LCB[0]["tests"]).passed
-    assert verify_response("```python\nprint(3)\n```", LCB[0]["tests"]).detail == "no closing </think>"
-    assert verify_response(R + "no code", LCB[0]["tests"]).detail == "no code block in the answer"
+    assert judge_code(response, LCB[0]["tests"]).correct
+    assert judge_code("```python\nprint(3)\n```", LCB[0]["tests"]).reason == "no closing </think>"
+    assert judge_code(R + "no code", LCB[0]["tests"]).reason == "code error: no code block in the answer"
 
 
 # Hostile programs: each must be contained, and the verifier must survive to judge the next one.
@@ -176,8 +185,9 @@ def test_verify_code_cli_prints_one_verdict_per_line_in_order(tmp_path):
     assert result.returncode == 0, result.stderr
     verdicts = [json.loads(line) for line in result.stdout.splitlines()]
     assert [v["status"] for v in verdicts] == ["passed", "failed", "timeout", "error"]
-    assert [v["passed"] for v in verdicts] == [True, False, False, False]
-    assert all(set(v) == {"passed", "status", "detail"} for v in verdicts)
+    assert [v["correct"] for v in verdicts] == [True, False, False, False]
+    assert all(set(v) == {"correct", "reason", "status", "detail"} for v in verdicts)
+    assert verdicts[1]["reason"] == f"code failed: {verdicts[1]['detail']}"
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"code": "x"}\n')
     result = run_cli("verify-code", bad)
@@ -190,7 +200,7 @@ def test_program_cannot_read_the_expected_outputs_from_the_data_files():
              f"problems = json.load(open({str(SHARED_DATA / 'code' / 'livecodebench_2408_2501_public_tests.json')!r}))\n"
              "print(next(t['output'] for p in problems for t in p['tests'] if t['input'] == data))\n")
     verdict = verify_code(cheat, LCB[0]["tests"])
-    assert verdict.status == "error" and "FileNotFoundError" in verdict.detail, verdict
+    assert status(verdict) == "error" and "FileNotFoundError" in detail(verdict), verdict
 
 
 def test_verify_code_cli_wrong_types_are_error_verdicts_and_the_run_goes_on(tmp_path):
@@ -279,4 +289,4 @@ def test_sandbox_refuses_without_namespaces_unless_weak_mode_is_allowed(monkeypa
     ("0.5", "\\frac{1}{2}", True),  # decimals go to math-verify
 ])
 def test_rational_answers(answer, reference, correct):
-    assert score(R + f"\\boxed{{{answer}}}", reference).correct is correct
+    assert judge_math(R + f"\\boxed{{{answer}}}", reference).correct is correct

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from distill.config import Section
+from distill.verify.sandbox import SandboxSettings
 
 
 class LanguageFilter(Section):
@@ -55,12 +56,6 @@ class Selection(Section):
     max_per_prompt: int | None = Field(default=None, ge=1)  # None: keep every accepted trace
     policy: Literal["all", "shortest", "random"] = "all"
     seed: int = 0
-
-
-class SandboxSettings(Section):
-    allow_weak: bool = False  # run code without namespaces where they are unavailable (no network isolation)
-    timeout_s: float = Field(default=10.0, gt=0)
-    memory_mb: int = Field(default=1024, gt=0)
 
 
 class CurateSection(Section):

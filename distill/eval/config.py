@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from distill.config import HubIdOrPath, Section
-from distill.curate.config import SandboxSettings
+from distill.verify.sandbox import SandboxSettings
 
 
 class Protocol(Section):

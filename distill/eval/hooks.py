@@ -10,7 +10,7 @@ from __future__ import annotations
 from datasets import Dataset
 
 from distill.eval.docs import normalise
-from distill.eval.scoring import score_samples
+from distill.eval.score import score_samples
 
 
 def _docs(dataset, layout: str) -> Dataset:

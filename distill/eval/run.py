@@ -17,11 +17,11 @@ import pyarrow.parquet as pq
 from distill.errors import DistillError, UsageError
 from distill.eval.config import Benchmark, SuiteConfig
 from distill.eval.metrics import benchmark_results
-from distill.eval.scoring import score_samples
+from distill.eval.score import score_samples
 from distill.io import atomic_write_json, atomic_write_parquet
 from distill.progress import fmt_duration, say
 from distill.runs import Run
-from distill.verify.sandbox import Limits, LocalSandbox
+from distill.verify.sandbox import LocalSandbox
 
 SAMPLE_SCHEMA = pa.schema([
     ("benchmark", pa.string()), ("problem_id", pa.string()), ("sample", pa.int32()), ("prompt", pa.string()),
@@ -107,8 +107,8 @@ def score_benchmark(cfg: SuiteConfig, bench: Benchmark, rows: list[dict], count_
     docs = [row["doc"] for row in rows for _ in row["responses"]]
     responses = [r for row in rows for r in row["responses"]]
     sandbox = LocalSandbox(allow_weak=cfg.sandbox.allow_weak)
-    limits = Limits(wall_s=cfg.sandbox.timeout_s, memory_mb=cfg.sandbox.memory_mb)
-    verdicts = score_samples(docs, responses, cfg.reasoning, workers=cfg.workers, sandbox=sandbox, limits=limits)
+    verdicts = score_samples(docs, responses, cfg.reasoning, workers=cfg.workers, sandbox=sandbox,
+                             limits=cfg.sandbox.limits())
     records = {name: [] for name in SAMPLE_SCHEMA.names}
     position = 0
     for row in rows:

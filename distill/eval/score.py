@@ -1,14 +1,13 @@
-"""`distill score INPUT.jsonl`: re-score saved generations from any harness with the math scorer.
+"""Scoring with distill's judge: eval's samples (`score_samples`), and `distill score INPUT.jsonl`, which
+re-scores saved generations from any harness with the math judge.
 
-Each input line is one problem: a response (or a list of responses) and its reference answer. The
-verdicts file has one line per input line: the list of {correct, extracted, reason}, one per response.
+Each input line of `distill score` is one problem: a response (or a list of responses) and its reference
+answer. The verdicts file has one line per input line: the list of {correct, extracted, reason}, one per response.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import multiprocessing
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,10 +18,27 @@ from distill.eval.docs import answer_text
 from distill.eval.metrics import bootstrap_ci, cons_at_n, ks_up_to, pass_at_k_mean, per_problem_accuracy
 from distill.io import atomic_write_text, check_output_path, text_lines
 from distill.progress import RateMeter, say
-from distill.verify.math import THINK_END, Verdict, score
+from distill.verify.judge import Judge, judge_many
+from distill.verify.reasoning import is_reasoning
+from distill.verify.sandbox import Limits, Sandbox
+from distill.verify.verdict import Verdict
 
-CHUNKSIZE = 64
 PROGRESS_EVERY_S = 10.0
+
+
+def score_samples(docs: list[dict], responses: list[str], reasoning: bool | None, workers: int | None = None,
+                  sandbox: Sandbox | None = None, limits: Limits | None = None) -> list[Verdict]:
+    """One verdict per (normalised doc, response) pair, in order. reasoning None: decided per response."""
+    items = []
+    for doc, response in zip(docs, responses):
+        mode = is_reasoning(response) if reasoning is None else reasoning
+        if doc["kind"] == "code":
+            items.append({"response": response, "tests": json.loads(doc["tests"]), "reasoning": mode,
+                          "starter_code": doc.get("starter_code") or None, "entry_point": doc.get("entry_point") or None})
+        else:
+            items.append({"response": response, "reference": doc["answer"], "reasoning": mode,
+                          "kind": "choice" if doc["kind"] == "choice" else "auto"})
+    return judge_many(items, workers, sandbox, limits)
 
 
 @dataclass(frozen=True)
@@ -78,40 +94,37 @@ def _parse_line(line: str, where: str, number: int, response_keys: list[str], an
 
 
 def detect_reasoning(generations: list[Generation]) -> bool:
-    """Reasoning mode when any response closes a reasoning block."""
-    return any(THINK_END in r for g in generations for r in g.responses)
-
-
-def _score_item(item: tuple[str, str, bool, str]) -> Verdict:
-    return score(*item)
+    """Reasoning mode when any response is a reasoning response."""
+    return any(is_reasoning(r) for g in generations for r in g.responses)
 
 
 def score_generations(generations: list[Generation], reasoning: bool, kind: str = "auto", workers: int | None = None,
                       log: Callable[[str], None] = say) -> list[list[Verdict]]:
-    """Verdicts per generation, per response. Scored in worker processes (math-verify's timeouts need a
-    process's main thread) unless `workers` is 1 or the input is small; a progress line every 10 s."""
-    items = [(r, g.answer, reasoning, kind) for g in generations for r in g.responses]
-    meter, last = RateMeter(len(items)), time.time()
-    verdicts: list[Verdict] = []
-    with _pool(workers, len(items)) as pool:
-        results = pool.imap(_score_item, items, chunksize=CHUNKSIZE) if pool else map(_score_item, items)
-        for verdict in results:
-            verdicts.append(verdict)
-            if time.time() - last > PROGRESS_EVERY_S:
-                log(f"[score] {meter.line(len(verdicts))}")
-                last = time.time()
+    """Verdicts per generation, per response; workers 1 (or 0): in this process. A progress line every 10 s."""
+    total = sum(len(g.responses) for g in generations)
+    verdicts: list[Verdict | None] = [None] * total
+    meter, last, done = RateMeter(total), time.time(), 0
+
+    def record(index: int, verdict: Verdict) -> None:
+        nonlocal last, done
+        verdicts[index] = verdict
+        done += 1
+        if time.time() - last > PROGRESS_EVERY_S:
+            log(f"[score] {meter.line(done)}")
+            last = time.time()
+
+    with Judge(record, workers=0 if workers is not None and workers <= 1 else workers) as judge:
+        index = 0
+        for g in generations:
+            for response in g.responses:
+                judge.submit_math(index, response, g.answer, reasoning, kind)
+                index += 1
+        judge.close()
     per_generation, start = [], 0
     for g in generations:
         per_generation.append(verdicts[start:start + len(g.responses)])
         start += len(g.responses)
     return per_generation
-
-
-def _pool(workers: int | None, items: int):
-    """A worker pool, or (for one worker or a small input) a context that gives None: score in-process."""
-    if (workers is not None and workers <= 1) or items < 2 * CHUNKSIZE:
-        return contextlib.nullcontext()
-    return multiprocessing.get_context("forkserver").Pool(processes=workers or None)
 
 
 def default_out_path(input_path: str | Path) -> Path:

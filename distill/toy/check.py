@@ -1,24 +1,27 @@
-"""Direct check of a toy model: sample with transformers, compare the boxed integer with the answer."""
+"""Direct check of a toy model: sample with transformers, judge the boxed integer against the answer."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from distill.toy.task import user_message
-
-BOXED_INT = re.compile(r"\\boxed\{\s*(-?\d+)\s*\}")
+from distill.verify.judge import judge_math
+from distill.verify.math import boxed_integer_text
+from distill.verify.reasoning import final_answer_text
 
 
 def boxed_integer(response: str) -> int | None:
     """The boxed integer of the final answer (the text after the last `</think>`); None if absent."""
-    if "</think>" not in response:
-        return None
-    found = BOXED_INT.findall(response.rsplit("</think>", 1)[1])
-    return int(found[-1]) if found else None
+    text = final_answer_text(response, reasoning=True)
+    found = boxed_integer_text(text) if text is not None else None
+    return int(found) if found is not None else None
+
+
+def is_correct(response: str, answer: int) -> bool:
+    return judge_math(response, str(answer), kind="integer").correct
 
 
 @dataclass
@@ -71,10 +74,10 @@ def check_model(model_dir: str, problems: list[dict], k: int = 4, temperature: f
     loaded = load(model_dir)
     sampled, stops = sample_responses(model_dir, questions, k, temperature, top_p, seed=seed, loaded=loaded)
     greedy, _ = sample_responses(model_dir, questions, 0, temperature, top_p, seed=seed, loaded=loaded)
-    correct = [[boxed_integer(r) == a for r in rs] for rs, a in zip(sampled, answers)]
+    correct = [[is_correct(r, a) for r in rs] for rs, a in zip(sampled, answers)]
     return CheckResult(
         pass_at_1=sum(sum(c) / len(c) for c in correct) / len(correct),
-        greedy=sum(boxed_integer(rs[0]) == a for rs, a in zip(greedy, answers)) / len(answers),
+        greedy=sum(is_correct(rs[0], a) for rs, a in zip(greedy, answers)) / len(answers),
         samples=sum(len(c) for c in correct),
         problems=len(problems),
         stopped=sum(sum(s) for s in stops) / sum(len(s) for s in stops),

@@ -3,17 +3,17 @@
 Test formats: LiveCodeBench (`[{input, output, testtype: stdin | functional}]`, functional ones call the
 method named in the starter code with JSON arguments, one per line), and assert-style tests
 (HumanEval / MBPP: a list of assert statements, or a `check(candidate)` function with an entry point).
+The entry point for a model response is `verify.judge.judge_code`; `verify_code` judges a bare program.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
 from typing import Any
 
-from distill.verify.math import final_answer_text
 from distill.verify.sandbox import DEFAULT_LIMITS, Limits, LocalSandbox, RunResult, Sandbox, python_argv
+from distill.verify.verdict import Verdict
 
 CODE_BLOCK = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 # What competitive-programming solutions assume is imported (LiveCodeBench's own harness does the same).
@@ -22,14 +22,20 @@ PRELUDE = ("from typing import *\nimport collections, heapq, bisect, itertools, 
            "from bisect import *\nfrom math import *\n")
 
 
-@dataclass(frozen=True)
-class CodeVerdict:
-    passed: bool
-    status: str  # passed | failed | timeout | error
-    detail: str
+PASSED = Verdict(True, "correct")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+
+def _verdict(status: str, detail: str) -> Verdict:
+    """A failed run: status failed | timeout | error."""
+    return Verdict(False, f"code {status}: {detail}")
+
+
+def status_and_detail(verdict: Verdict) -> tuple[str, str]:
+    """("passed", "correct") or (failed | timeout | error, what went wrong), read back from a code verdict."""
+    if verdict.correct:
+        return "passed", verdict.reason
+    status, _, detail = verdict.reason.removeprefix("code ").partition(": ")
+    return status, detail
 
 
 def extract_code(text: str) -> str | None:
@@ -39,6 +45,18 @@ def extract_code(text: str) -> str | None:
         return None
     python = [code for lang, code in blocks if lang.lower() in ("python", "py", "python3")]
     return (python or [code for _, code in blocks])[-1]
+
+
+def complete_program(code: str, starter_code: str, entry_point: str) -> str:
+    """HumanEval-style: the prompt and the body when the model wrote only the body; when it wrote the whole
+    function, what the prompt holds before it (imports, helper functions it may call) and then the model's code."""
+    if f"def {entry_point}" not in code:
+        return starter_code + code
+    at = starter_code.find(f"def {entry_point}")
+    if at >= 0:
+        return f"{starter_code[:at]}\n{code}"
+    imports = "\n".join(line for line in starter_code.splitlines() if re.match(r"\s*(import|from)\s", line))
+    return f"{imports}\n{code}" if imports else code
 
 
 def function_name(starter_code: str | None) -> str | None:
@@ -64,12 +82,11 @@ def _same_json(got: str, expected: str) -> bool:
         return got.strip() == expected.strip()
 
 
-def _failure(result: RunResult, what: str) -> CodeVerdict:
+def _failure(result: RunResult, what: str) -> Verdict:
     if result.status == "timeout":
-        return CodeVerdict(False, "timeout", f"{what}: time limit exceeded ({result.wall_s:.1f}s)")
+        return _verdict("timeout", f"{what}: time limit exceeded ({result.wall_s:.1f}s)")
     last = (result.stderr.strip().splitlines() or ["no output"])[-1][:300]
-    status = "failed" if "AssertionError" in last else "error"
-    return CodeVerdict(False, status, f"{what}: exit {result.returncode}: {last}")
+    return _verdict("failed" if "AssertionError" in last else "error", f"{what}: exit {result.returncode}: {last}")
 
 
 def _wrong_types(code: Any, tests: Any, starter_code: Any, entry_point: Any) -> str | None:
@@ -95,42 +112,38 @@ def _wrong_types(code: Any, tests: Any, starter_code: Any, entry_point: Any) -> 
 
 
 def verify_code(code: str | None, tests: Any, starter_code: str | None = None, entry_point: str | None = None,
-                sandbox: Sandbox | None = None, limits: Limits = DEFAULT_LIMITS) -> CodeVerdict:
-    """The verdict of `code` on `tests`; an item of the wrong types is an error verdict, never an exception."""
+                sandbox: Sandbox | None = None, limits: Limits = DEFAULT_LIMITS) -> Verdict:
+    """The verdict of `code` on `tests`; an item of the wrong types is an error verdict, never an exception.
+
+    With an entry point, the code is completed with the starter code (the HumanEval prompt) first."""
     if (wrong := _wrong_types(code, tests, starter_code, entry_point)) is not None:
-        return CodeVerdict(False, "error", wrong)
+        return _verdict("error", wrong)
     if not code or not code.strip():
-        return CodeVerdict(False, "error", "no code block in the answer")
+        return _verdict("error", "no code block in the answer")
+    if entry_point:
+        code = complete_program(code, starter_code or "", entry_point)
     sandbox = sandbox or LocalSandbox()
     if isinstance(tests, str):  # a check(candidate) function
         if not entry_point:
-            return CodeVerdict(False, "error", "check(candidate) tests need an entry_point")
+            return _verdict("error", "check(candidate) tests need an entry_point")
         program = f"{PRELUDE}\n{code}\n\n{tests}\n\ncheck({entry_point})\n"
         result = sandbox.run({"main.py": program}, python_argv(), limits=limits)
-        return CodeVerdict(True, "passed", "check passed") if result.status == "ok" else _failure(result, "check")
+        return PASSED if result.status == "ok" else _failure(result, "check")
     if all(isinstance(t, str) for t in tests):  # assert statements
         program = f"{PRELUDE}\n{code}\n\n" + "\n".join(tests) + "\n"
         result = sandbox.run({"main.py": program}, python_argv(), limits=limits)
-        return CodeVerdict(True, "passed", f"{len(tests)} asserts passed") if result.status == "ok" else _failure(result, "asserts")
+        return PASSED if result.status == "ok" else _failure(result, "asserts")
     name = function_name(starter_code)
     for index, test in enumerate(tests):
         functional = test.get("testtype") == "functional"
         if functional and not name:
-            return CodeVerdict(False, "error", "functional test without a starter-code method name")
+            return _verdict("error", "functional test without a starter-code method name")
         program = _functional_program(code, name) if functional else code
         result = sandbox.run({"main.py": program}, python_argv(), stdin=test.get("input", ""), limits=limits)
         if result.status != "ok":
             return _failure(result, f"test {index}")
         same = _same_json if functional else _same_stdout
         if not same(result.stdout, test.get("output", "")):
-            return CodeVerdict(False, "failed", f"test {index}: wrong output: got {result.stdout.strip()[:80]!r}, "
-                                                f"expected {str(test.get('output', '')).strip()[:80]!r}")
-    return CodeVerdict(True, "passed", f"{len(tests)} tests passed")
-
-
-def verify_response(response: str, tests: Any, reasoning: bool = True, **kwargs) -> CodeVerdict:
-    """A model response: the code block of its final answer (after `</think>` for reasoning models)."""
-    text = final_answer_text(response, reasoning)
-    if text is None:
-        return CodeVerdict(False, "error", "no closing </think>")
-    return verify_code(extract_code(text), tests, **kwargs)
+            return _verdict("failed", f"test {index}: wrong output: got {result.stdout.strip()[:80]!r}, "
+                                      f"expected {str(test.get('output', '')).strip()[:80]!r}")
+    return PASSED

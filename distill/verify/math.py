@@ -1,7 +1,7 @@
-"""Math answers: the final answer (text after the last `</think>`) against a reference, with math-verify.
+"""Math answers: the final-answer text against a reference, with fast paths before math-verify.
 
 math-verify's timeouts use signal.alarm, which only works in a process's main thread: batches are
-scored in worker processes (`MathScorer`, `score_many`), never in threads.
+scored in worker processes (`MathScorer`), never in threads. The entry point is `verify.judge.judge_math`.
 """
 
 from __future__ import annotations
@@ -11,35 +11,17 @@ import multiprocessing
 import os
 import re
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any, Literal
 
-THINK_END = "</think>"
+from distill.verify.reasoning import final_answer_text
+from distill.verify.verdict import Verdict
+
 Kind = Literal["auto", "math", "integer", "choice"]
 CHOICE = re.compile(r"^\(?([A-J])\)?$")
 BOXED = re.compile(r"\\boxed\s*\{")
-
-
-@dataclass(frozen=True)
-class Verdict:
-    correct: bool
-    reason: str  # "correct", "wrong answer", "no closing </think>", "no answer", "verifier error: ..."
-    extracted: str | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def final_answer_text(response: str, reasoning: bool) -> str | None:
-    """The part of a response that holds the final answer; None when the reasoning never closed."""
-    if not reasoning:
-        return response
-    if THINK_END not in response:
-        return None
-    return response.rsplit(THINK_END, 1)[1]
 
 
 def last_boxed(text: str) -> str | None:
@@ -87,26 +69,20 @@ def _choice(text: str) -> str | None:
     return alone.group(1) if alone else None
 
 
-
-def _integer(text: str) -> str | None:
-    boxed = last_boxed(text)
-    candidate = boxed if boxed is not None else None
+def boxed_integer_text(text: str) -> str | None:
+    """The last \\boxed{...} as an integer's digits (units, spaces and thousands commas dropped), else None."""
+    candidate = last_boxed(text)
     if candidate is None:
         return None
     candidate = re.sub(r"\\text\{[^}]*\}|\\,|\s|\^\{?\\circ\}?|,", "", candidate)
     return candidate if re.fullmatch(r"[-+]?\d+", candidate) else None
 
 
-def score(response: str, reference: str, reasoning: bool = True, kind: Kind = "auto") -> Verdict:
-    """Is `response`'s final answer equal to `reference`? The reason says why not."""
-    text = final_answer_text(response, reasoning)
-    if text is None:
-        return Verdict(False, "no closing </think>")
-    return score_text(text, reference, kind)
+NO_CLOSING = Verdict(False, "no closing </think>")
 
 
 def score_text(text: str, reference: str, kind: Kind = "auto") -> Verdict:
-    """`score` on the final-answer text alone (what `final_answer_text` returns)."""
+    """Is the final-answer text (what `final_answer_text` returns) equal to `reference`? The reason says why not."""
     kind = detect_kind(reference) if kind == "auto" else kind
     if kind == "choice":
         got = _choice(text)
@@ -115,7 +91,7 @@ def score_text(text: str, reference: str, kind: Kind = "auto") -> Verdict:
         ok = got == CHOICE.match(reference.strip()).group(1)
         return Verdict(ok, "correct" if ok else "wrong answer", got)
     if kind == "integer":
-        got = _integer(text)
+        got = boxed_integer_text(text)
         if got is not None:
             ok = int(got) == int(reference)
             return Verdict(ok, "correct" if ok else "wrong answer", got)
@@ -284,7 +260,7 @@ class MathScorer:
     def submit(self, tag, response: str, reference: str, reasoning: bool = True, kind: Kind = "auto") -> None:
         text = final_answer_text(response, reasoning)
         if text is None:
-            self.on_verdict(tag, Verdict(False, "no closing </think>"))
+            self.on_verdict(tag, NO_CLOSING)
             return
         key = hashlib.sha1(f"{kind}\0{reference}\0{text}".encode()).digest()
         if key in self.verdicts:
@@ -309,7 +285,7 @@ class MathScorer:
         while self.in_flight:
             keys, result = self.in_flight.popleft()
             self._record(keys, result.get())
-        self._stop()
+        self.stop()
 
     def _send(self) -> None:
         if self.pool is None:
@@ -341,7 +317,7 @@ class MathScorer:
             for tag in self.waiting.pop(key):
                 self.on_verdict(tag, verdict)
 
-    def _stop(self) -> None:
+    def stop(self) -> None:
         if self.pool is not None:
             self.pool.terminate()
             self.pool = None
@@ -350,19 +326,5 @@ class MathScorer:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop()
+        self.stop()
 
-
-def score_many(items: Iterable[tuple[str, str, bool, str]], workers: int | None = None, chunksize: int = 64) -> list[Verdict]:
-    """Score (response, reference, reasoning, kind) tuples in worker processes, in order."""
-    verdicts: list[Verdict | None] = []
-
-    def keep(index: int, verdict: Verdict) -> None:
-        verdicts[index] = verdict
-
-    with MathScorer(keep, workers=workers, chunk=chunksize) as scorer:
-        for index, (response, reference, reasoning, kind) in enumerate(items):
-            verdicts.append(None)
-            scorer.submit(index, response, reference, reasoning, kind)
-        scorer.close()
-    return verdicts

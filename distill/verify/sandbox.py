@@ -29,6 +29,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
+from pydantic import Field
+
+from distill.config import Section
 from distill.errors import DistillError
 
 NOBODY = 65534
@@ -50,6 +53,17 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+class SandboxSettings(Section):
+    """The `sandbox:` section of a curation (`curate.sandbox`) or an eval suite."""
+
+    allow_weak: bool = False  # run code without namespaces where they are unavailable (no network isolation)
+    timeout_s: float = Field(default=10.0, gt=0)
+    memory_mb: int = Field(default=1024, gt=0)
+
+    def limits(self) -> Limits:
+        return Limits(wall_s=self.timeout_s, memory_mb=self.memory_mb)
 
 
 @dataclass
