@@ -90,7 +90,7 @@ def load_benchmarks(cfg: CurateSection) -> Decontaminator | None:
     from datasets import load_dataset
 
     from distill.config import looks_like_local_path
-    from distill.eval.docs import suite_problems
+    from distill.benchmarks import suite_problems
 
     decon = Decontaminator(d.ngram, min_overlap=d.min_overlap, boilerplate_problems=d.boilerplate_problems)
     for suite in d.suites:

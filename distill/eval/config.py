@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
+from distill.benchmarks import DEFAULT_TASKS_DIR, Benchmark, check_tasks, task_yaml
 from distill.config import HubIdOrPath, Section
 from distill.verify.sandbox import SandboxSettings
 
@@ -20,22 +21,6 @@ class Protocol(Section):
     system_prompt: str | None = None  # R1: none; every instruction goes in the user turn
     reasoning: bool = True  # score the text after the last </think>; a response without it is wrong
     seed: int = 0  # sample i of a problem is drawn with seed + i
-
-
-class Benchmark(Section):
-    name: str  # the name in results and reports: aime24, math500, ...
-    task: str  # an lm-eval task under the suite's tasks_dir (distill_aime24) or a path to a task YAML
-    samples: int = Field(default=1, ge=1)  # samples per problem; pass@1 is their mean
-    data_files: str | None = None  # local copy instead of the Hub dataset (.json / .jsonl / .jsonl.gz / .parquet)
-    max_tokens: int | None = Field(default=None, ge=1)  # instead of the protocol's
-    limit: int | None = Field(default=None, ge=1)  # first N problems only (smoke runs)
-
-    @field_validator("data_files")
-    @classmethod
-    def _exists(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).expanduser().is_file():
-            raise ValueError(f"no such file: {value}")
-        return value
 
 
 class ServeOptions(Section):
@@ -82,7 +67,7 @@ class SuiteConfig(Section):
     protocol: Protocol = Field(default_factory=Protocol)
     benchmarks: list[Benchmark] = Field(min_length=1)
     model: ModelSpec
-    tasks_dir: str = "eval/tasks"
+    tasks_dir: str = DEFAULT_TASKS_DIR
     output_dir: str = "runs/eval"  # the run directory is <output_dir>/<model label>
     workers: int | None = None  # scoring processes (default: CPU count)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
@@ -92,14 +77,7 @@ class SuiteConfig(Section):
 
     @model_validator(mode="after")
     def _tasks_exist(self) -> SuiteConfig:
-        names = [b.name for b in self.benchmarks]
-        if len(set(names)) != len(names):
-            raise ValueError(f"benchmark names repeat: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
-        for bench in self.benchmarks:
-            if task_yaml(self.tasks_dir, bench.task) is None:
-                known = sorted(p.stem for p in Path(self.tasks_dir).glob("*.yaml"))
-                raise ValueError(f"benchmark {bench.name}: unknown task {bench.task!r} "
-                                 f"(tasks in {self.tasks_dir}: {', '.join(known) or 'none'})")
+        check_tasks(self.benchmarks, self.tasks_dir)
         if not self.unsafe_code:
             for bench in self.benchmarks:
                 if runs_code(task_yaml(self.tasks_dir, bench.task)):
@@ -114,13 +92,6 @@ class SuiteConfig(Section):
     @property
     def reasoning(self) -> bool:
         return self.protocol.reasoning if self.model.reasoning is None else self.model.reasoning
-
-
-def task_yaml(tasks_dir: str, task: str) -> Path | None:
-    for candidate in (Path(task), Path(tasks_dir) / f"{task}.yaml"):
-        if candidate.suffix == ".yaml" and candidate.is_file():
-            return candidate
-    return None
 
 
 CODE_HOOKS = ("hooks.humaneval_docs", "hooks.livecodebench_docs")  # the process_docs of distill's code tasks

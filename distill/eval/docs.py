@@ -124,26 +124,3 @@ def normalise(rows, layout: str):
             raise ValueError(f"row {number}: cannot read it as a {layout} problem: {exc}") from None
     return out
 
-
-def suite_problems(suite_path: str, local_files: dict[str, str] | None = None) -> dict[str, list[str]]:
-    """{benchmark: problem texts} for every benchmark of an eval suite, loaded as `distill eval` loads them
-    (Hub ids by default, `local_files` by benchmark name instead): what curation decontaminates against."""
-    from datasets import load_dataset
-
-    from distill.config import read_yaml
-    from distill.eval.config import SuiteConfig
-    from distill.eval.lmeval import task_config
-
-    raw = read_yaml(suite_path)
-    raw.setdefault("model", {"path": "unused/model"})
-    suite = SuiteConfig.model_validate(raw)
-    problems = {}
-    for bench in suite.benchmarks:
-        if local_files and bench.name in local_files:
-            bench = bench.model_copy(update={"data_files": local_files[bench.name]})
-        task = task_config(suite, bench)
-        rows = load_dataset(task["dataset_path"], task.get("dataset_name"), split=task["test_split"],
-                            **task.get("dataset_kwargs", {}))
-        docs = task["process_docs"](rows) if task.get("process_docs") else rows
-        problems[bench.name] = list(docs["problem"])
-    return problems

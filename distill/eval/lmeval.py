@@ -10,9 +10,9 @@ import logging
 import threading
 from collections import Counter
 from functools import cache
-from pathlib import Path
 
-from distill.eval.config import Benchmark, SuiteConfig, task_yaml
+from distill.benchmarks import Benchmark, load_task, task_yaml, with_data_files
+from distill.eval.config import SuiteConfig
 from distill.errors import DistillError
 
 
@@ -76,10 +76,7 @@ def build_lm(cfg: SuiteConfig, base_url: str | None, api_key: str | None = None)
 
 def task_config(cfg: SuiteConfig, bench: Benchmark) -> dict:
     """The task's YAML (includes and !function hooks resolved) with the suite's protocol laid over it."""
-    from lm_eval.tasks._yaml_loader import load_yaml
-
-    path = task_yaml(cfg.tasks_dir, bench.task)
-    task = load_yaml(path, resolve_func=True)
+    task = load_task(task_yaml(cfg.tasks_dir, bench.task))
     protocol = cfg.protocol
     task["repeats"] = bench.samples
     task["generation_kwargs"] = {
@@ -90,16 +87,7 @@ def task_config(cfg: SuiteConfig, bench: Benchmark) -> dict:
         "top_p": protocol.top_p,
         "max_gen_toks": bench.max_tokens or protocol.max_tokens,
     }
-    data_files = bench.data_files
-    if data_files is None and task.get("dataset_path") == "json":  # a task that only has a local file (the toy)
-        data_files = task.get("dataset_kwargs", {}).get("data_files", {}).get("test")
-    if data_files is not None:
-        kind = "parquet" if data_files.endswith(".parquet") else "json"
-        task.update(dataset_path=kind, dataset_name=None, test_split="test",
-                    dataset_kwargs={"data_files": {"test": str(Path(data_files).expanduser().resolve())}})
-        for unused in ("validation_split", "training_split", "fewshot_split"):
-            task.pop(unused, None)
-    return task
+    return with_data_files(task, bench.data_files)
 
 
 @cache
