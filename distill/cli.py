@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="field of the response(s) (default: response, else responses)")
     scorer.add_argument("--answer-key", default="answer", help="field of the reference answer")
     scorer.add_argument("--reasoning", action=argparse.BooleanOptionalAction, default=None,
-                        help="score the text after the last </think> (default: on when any response has one)")
+                        help="score the text after the last </think> (default: on when any response opens or closes one)")
     scorer.add_argument("--answer-kind", choices=["auto", "integer", "choice", "math"], default="auto")
     scorer.add_argument("--workers", type=int, default=None,
                         help="scoring processes (default: all cores; 1: score in this process)")
