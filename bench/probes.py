@@ -430,7 +430,7 @@ def base_suite(ctx: Ctx) -> dict:
 
 
 def base_report(ctx: Ctx) -> dict:
-    return {"out_dir": str(ctx.dir / "report"), "teacher": {"eval_dir": str(ctx.dir / "no-teacher")},
+    return {"run_dir": str(ctx.dir / "report"), "teacher": {"eval_dir": str(ctx.dir / "no-teacher")},
             "students": [{"eval_dir": str(ctx.dir / "no-student")}]}
 
 
@@ -466,7 +466,7 @@ STAGES = [
           (("training", "per_device_train_batch_size"), -2), timeout=180),
     Stage("eval", base_suite, "name", (("protocol", "temprature"), 0.6), (("model", "num_concurrent"), "many"),
           (("benchmarks", 0, "samples"), -4), timeout=90),
-    Stage("report", base_report, "out_dir", (("teacher", "eval_dirr"), "x"), (("bootstrap", "resamples"), "many"),
+    Stage("report", base_report, "run_dir", (("teacher", "eval_dirr"), "x"), (("bootstrap", "resamples"), "many"),
           (("bootstrap", "resamples"), -5)),
     Stage("serve", base_serve, "name", (("startup_timout_s",), 5), (("port",), "http"), (("engine_nice",), -1)),
     Stage("demo", base_demo, "-", (("eval_limt",), 5), (("prompts",), "many"), (("steps",), -1)),
@@ -1128,14 +1128,14 @@ NO_EVAL_RUNS = None if (EVAL_TEACHER / "results.json").is_file() and (EVAL_STUDE
 def report_inputs(ctx: Ctx, **extra) -> dict:
     shutil.copytree(EVAL_TEACHER, ctx.dir / "evals" / "teacher")
     shutil.copytree(EVAL_STUDENT, ctx.dir / "evals" / "student")
-    cfg = {"out_dir": str(ctx.dir / "report"), "teacher": {"eval_dir": str(ctx.dir / "evals" / "teacher")},
+    cfg = {"run_dir": str(ctx.dir / "report"), "teacher": {"eval_dir": str(ctx.dir / "evals" / "teacher")},
            "students": [{"eval_dir": str(ctx.dir / "evals" / "student")}], "bootstrap": {"resamples": 200}, **extra}
     write_yaml(ctx.dir / "report.yaml", cfg)
     return cfg
 
 
 def report_probe(pid: str, prepare: Callable[[Ctx], None] | None = None, expect: str = "refuse",
-                 needle: tuple[str, ...] = ("out_dir",), post=None, exit_code: int | None = 2, **extra) -> Probe:
+                 needle: tuple[str, ...] = ("run_dir",), post=None, exit_code: int | None = 2, **extra) -> Probe:
     def build(ctx: Ctx) -> list[str]:
         report_inputs(ctx, **{k: (v.format(dir=ctx.dir) if isinstance(v, str) else v) for k, v in extra.items()})
         if prepare:
@@ -1158,9 +1158,9 @@ def report_probes() -> list[Probe]:
     return [
         report_probe("report-baseline", expect="succeed",
                      post=lambda ctx, r: None if (ctx.dir / "report" / "report.html").is_file() else "no report.html"),
-        report_probe("report-out-dir-holds-other-files", my_files, out_dir="{dir}/mine"),
-        report_probe("report-out-dir-is-an-eval-run", out_dir="{dir}/evals/teacher"),
-        report_probe("report-out-dir-is-cwd", out_dir="."),
+        report_probe("report-out-dir-holds-other-files", my_files, run_dir="{dir}/mine"),
+        report_probe("report-out-dir-is-an-eval-run", run_dir="{dir}/evals/teacher"),
+        report_probe("report-out-dir-is-cwd", run_dir="."),
         report_probe("report-teacher-results-not-json", bad_results, needle=("results.json",)),
         report_probe("report-teacher-dir-missing", needle=("no-such-eval",), teacher={"eval_dir": "no-such-eval"}),
         report_probe("report-two-at-once", locked, exit_code=None, needle=("{pid}",)),

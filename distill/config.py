@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
@@ -18,9 +18,11 @@ T = TypeVar("T", bound=BaseModel)
 
 
 class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, not silently ignored."""
+    """Base of every config section: unknown keys are errors, not silently ignored. A key listed in `renamed`
+    (old name -> new name) is an error that names its new name."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    renamed: ClassVar[dict[str, str]] = {}
 
 
 def looks_like_local_path(value: str) -> bool:
@@ -141,11 +143,22 @@ def _model_at(model_cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseMode
 
 
 def describe_error(path: str | Path, exc: ValidationError, model_cls: type[BaseModel]) -> str:
-    err = exc.errors()[0]
-    loc = tuple(p for p in err["loc"] if not isinstance(p, str) or not p.startswith("function-"))
+    def location(err) -> tuple:
+        return tuple(p for p in err["loc"] if not isinstance(p, str) or not p.startswith("function-"))
+
+    def renamed_to(err) -> str | None:
+        loc = location(err)
+        owner = _model_at(model_cls, loc) if err["type"] == "extra_forbidden" and loc else None
+        return getattr(owner, "renamed", {}).get(str(loc[-1])) if owner else None
+
+    # An old key name explains the errors it causes (its new name then reads as missing): it comes first.
+    err = next((e for e in exc.errors() if renamed_to(e)), exc.errors()[0])
+    loc = location(err)
     key = ".".join(str(p) for p in loc) or "(top level)"
-    if err["type"] == "extra_forbidden":
-        owner = _model_at(model_cls, loc)
+    owner = _model_at(model_cls, loc) if err["type"] == "extra_forbidden" else None
+    if renamed_to(err):
+        message = f"renamed to {renamed_to(err)}"
+    elif err["type"] == "extra_forbidden":
         valid = sorted(owner.model_fields) if owner else []
         close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(valid)}"

@@ -157,8 +157,8 @@ def demo(cfg: DemoConfig) -> Path:
         timings[f"eval {label}"] = run_stage(f"eval {label}", "eval", cfg.eval_suite, f"model={path}", f"model.label={label}",
                                              f"model.role={role}", *eval_args)
 
-    report_args = [f"out_dir={out / 'report' / 'toy'}", f"teacher.eval_dir={out / 'eval' / 'toy-teacher'}",
-                   f"curation_dir={run_dir}"]
+    report_args = [f"run_dir={out / 'report' / 'toy'}", f"teacher.eval_dir={out / 'eval' / 'toy-teacher'}",
+                   f"curations=[{run_dir / 'curated'}, {run_dir / 'unfiltered'}]"]
     for index, name in enumerate(students):
         report_args += [f"students.{index}.eval_dir={out / 'eval' / name}", f"students.{index}.train_dir={out / 'students' / name}"]
         if name in second:

@@ -137,7 +137,7 @@ def test_checks_on_a_report_without_the_toy_comparison_are_a_clear_error(demo_ru
     from distill.demo import DemoConfig, check_outcome
 
     out, _ = demo_run
-    report_args = [f"teacher.eval_dir={out / 'eval' / 'toy-teacher'}", f"curation_dir={out / 'teacher' / 'toy'}"]
+    report_args = [f"teacher.eval_dir={out / 'eval' / 'toy-teacher'}", f"curations=[{out / 'teacher' / 'toy' / 'curated'}]"]
     names = ("toy-student-curated", "toy-student-unfiltered", "toy-student-on-policy", "toy-student-sft-control")
     for index, name in enumerate(names):
         report_args += [f"students.{index}.eval_dir={out / 'eval' / name}", f"students.{index}.train_dir={out / 'students' / name}"]

@@ -95,6 +95,11 @@ def write_curation_run(directory: Path) -> dict:
         "generation_cost_usd": 3.2, "cost_per_accepted_trace_usd": 0.005, "wall_seconds": 12.0,
     }
     (directory / "curated" / "curation.json").write_text(json.dumps(curation))
+    (directory / "unfiltered").mkdir()  # a second curation of the same traces (curate.output=unfiltered)
+    (directory / "unfiltered" / "curation.json").write_text(json.dumps({
+        **curation, "accepted": 1000, "rejected": 0, "acceptance_rate": 1.0, "rejected_by_reason": {},
+        "per_source": {"toy-add": {"kept": 500, "rejected": 0}, "toy-mul": {"kept": 500, "rejected": 0}},
+        "cost_per_accepted_trace_usd": 0.0032}))
     (directory / "generate_summary.json").write_text(json.dumps({
         "traces": 1000, "ok": 990, "failed": 10, "finish_reasons": {"stop": 990}, "errors": {},
         "prompt_tokens": 25_000, "completion_tokens": 800_000, "wall_seconds": 3600.0, "cost_usd": 3.2}))
@@ -119,13 +124,13 @@ def runs(tmp_path):
                    "Small-Student": {"params_b": 1.5, "role": "student",
                                      "scores": {"aime24": {"pass@1": 28.9, "cons@64": 52.7}}}}}))
     config = {
-        "title": "Toy report", "out_dir": str(tmp_path / "report"),
+        "title": "Toy report", "run_dir": str(tmp_path / "report"),
         "teacher": {"eval_dir": str(tmp_path / "eval/teacher")},
         "students": [
             {"eval_dir": str(tmp_path / "eval/curated"), "train_dir": str(tmp_path / "train/curated")},
             {"eval_dir": str(tmp_path / "eval/unfiltered"), "train_dir": str(tmp_path / "train/unfiltered")},
         ],
-        "curation_dir": str(tmp_path / "teacher/toy"),
+        "curations": [str(tmp_path / "teacher/toy/curated"), str(tmp_path / "teacher/toy/unfiltered")],
         "references": str(tmp_path / "refs.yaml"),
         "comparisons": [{"better": "toy-student-curated", "worse": "toy-student-unfiltered"}],
         "bootstrap": {"resamples": 2000},
@@ -167,8 +172,11 @@ def test_report_numbers_match_the_eval_results(runs):
     published = table_row(md, "### aime24", "Small-Student (published)")
     assert published[3] == "28.9" and published[5] == f"{100 * 28.9 / 79.8:.1f}%" and published[6] == "52.7 (n=64)"
     # Data and training sections come from curation.json, generate_summary.json and train_summary.json.
-    assert "| acceptance rate | 64.0% |" in md and "| cost per accepted trace | $0.0050 |" in md
-    assert "| wrong answer | 250 | 25.0% |" in md and "| toy-mul | 240 | 260 | 48.0% |" in md
+    # Every curation named is a column: the curated set beside the unfiltered one.
+    assert "| acceptance rate | 64.0% | 100.0% |" in md and "| cost per accepted trace | $0.0050 | $0.0032 |" in md
+    assert "| samples generated | 1,000 | 1,000 |" in md
+    assert "| wrong answer | 250 (25.0%) | 0 (0.0%) |" in md
+    assert "| curated | toy-mul | 240 | 260 | 48.0% |" in md and "| unfiltered | toy-mul | 500 | 0 | 100.0% |" in md
     assert table_row(md, "## Training", "toy-student-curated")[1:4] == ["200", "640", "819.2k"]
     assert "hash-toy-teacher" in md and "abc123" in md     # provenance from the manifests
     assert json.loads((report / "headline.json").read_text()) == headline_numbers(runs["config"])
@@ -285,6 +293,8 @@ def test_malformed_inputs_are_one_line_errors(runs, capsys, breakage, expected):
 def test_report_config_errors(runs, capsys):
     code, err = run_cli(capsys, runs["config"], "titel=x")
     assert code == 2 and "titel: unknown key (did you mean 'title'?)" in err
+    code, err = run_cli(capsys, runs["config"], "out_dir=x")  # a key's old name says its new one
+    assert code == 2 and err.strip().splitlines() == [f"error: {runs['config']}: out_dir: renamed to run_dir"]
     code, err = run_cli(capsys, runs["config"], "comparisons=[{better: nobody, worse: toy-student-curated}]")
     assert code == 2 and "comparisons: unknown model 'nobody'" in err
 
@@ -293,7 +303,7 @@ def test_example_configs_are_valid():
     root = Path(__file__).resolve().parent.parent
     for name in ("eval/report.yaml", "eval/report-toy.yaml"):
         cfg = load(root / name)
-        assert cfg.students and cfg.out_dir.startswith("runs/report/")
+        assert cfg.students and cfg.run_dir.startswith("runs/report/") and cfg.curations
 
 
 CHECK_IMAGES = """<script>

@@ -64,15 +64,15 @@ def test_last_complete_checkpoint_skips_and_removes_partial_saves(tmp_path):
 def test_only_absent_empty_or_same_stage_directories_may_be_replaced_whole(tmp_path):
     from distill.runs import check_replaceable
 
-    check_replaceable(tmp_path / "absent", "report", "out_dir")
+    check_replaceable(tmp_path / "absent", "report", "run_dir")
     (tmp_path / "empty").mkdir()
-    check_replaceable(tmp_path / "empty", "report", "out_dir")
+    check_replaceable(tmp_path / "empty", "report", "run_dir")
     report = Run(tmp_path / "report", "report", ToyWorldConfig()).start()
     report.finish()
-    check_replaceable(tmp_path / "report", "report", "out_dir")
-    with pytest.raises(UsageError, match=r"out_dir: .*/report holds a report run; curate replaces"):
-        check_replaceable(tmp_path / "report", "curate", "out_dir")
+    check_replaceable(tmp_path / "report", "report", "run_dir")
+    with pytest.raises(UsageError, match=r"run_dir: .*/report holds a report run; curate replaces"):
+        check_replaceable(tmp_path / "report", "curate", "run_dir")
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "model.safetensors").write_bytes(b"weights")
     with pytest.raises(UsageError, match=r"holds files that no distill report wrote"):
-        check_replaceable(tmp_path / "model", "report", "out_dir")
+        check_replaceable(tmp_path / "model", "report", "run_dir")

@@ -71,26 +71,28 @@ def score_blocks(inputs: Inputs, numbers: Headline, cfg: ReportConfig) -> list[B
     return blocks
 
 
-def plot_blocks(inputs: Inputs, out_dir: Path) -> list[Block]:
+def plot_blocks(inputs: Inputs, run_dir: Path) -> list[Block]:
     return [
         Heading("Plots"),
-        Image(plots.score_vs_size(inputs, out_dir),
+        Image(plots.score_vs_size(inputs, run_dir),
               "pass@1 against student size, 95% CIs as error bars; the teacher as a line with its CI band"),
-        Image(plots.pass_at_k(inputs, out_dir), "pass@k (unbiased estimate) against k"),
-        Image(plots.response_lengths(inputs, out_dir),
+        Image(plots.pass_at_k(inputs, run_dir), "pass@k (unbiased estimate) against k"),
+        Image(plots.response_lengths(inputs, run_dir),
               "response lengths: median, quartiles, 5th-95th percentile whiskers, mean as a diamond"),
     ]
 
 
 def data_blocks(inputs: Inputs) -> list[Block]:
-    run = inputs.curation
-    if run is None:
+    if not inputs.curations:
         return []
-    return [Heading("Data"), Paragraph(f"Teacher traces from {run.dir}."), tables.data_overview_table(run),
-            tables.rejection_table(run), tables.source_table(run)]
+    generations = sorted({str(run.generation_dir) for run in inputs.curations})
+    described = ", ".join(f"{run.name} ({run.dir})" for run in inputs.curations)
+    return [Heading("Data"), Paragraph(f"Teacher traces from {', '.join(generations)}; curations: {described}."),
+            tables.data_overview_table(inputs.curations), tables.rejection_table(inputs.curations),
+            tables.source_table(inputs.curations)]
 
 
-def method_blocks(inputs: Inputs, cfg: ReportConfig, out_dir: Path) -> list[Block]:
+def method_blocks(inputs: Inputs, cfg: ReportConfig, run_dir: Path) -> list[Block]:
     if cfg.methods is None:
         return []
     bench = cfg.methods.benchmark or inputs.benchmarks[0]
@@ -100,17 +102,17 @@ def method_blocks(inputs: Inputs, cfg: ReportConfig, out_dir: Path) -> list[Bloc
         "spent (generated for the SFT data, counted once, plus scored on-policy), student steps and training time "
         f"summed over the chain, pass@1 with its 95% CI, and the paired difference to {cfg.methods.control}."),
         methods.method_table(rows, cfg.methods.control)]
-    plot = methods.method_plot(rows, bench, out_dir)
+    plot = methods.method_plot(rows, bench, run_dir)
     if plot:
         blocks.append(Image(plot, f"{bench} pass@1 against teacher tokens spent, per method; 95% CIs as error bars"))
     return blocks
 
 
-def training_blocks(inputs: Inputs, out_dir: Path) -> list[Block]:
+def training_blocks(inputs: Inputs, run_dir: Path) -> list[Block]:
     if not any(m.training for m in inputs.students):
         return []
     blocks: list[Block] = [Heading("Training"), tables.training_table(inputs.students)]
-    curves = plots.loss_curves(inputs, out_dir)
+    curves = plots.loss_curves(inputs, run_dir)
     if curves:
         blocks.append(Image(curves, "training loss per logged step"))
     return blocks
@@ -135,12 +137,12 @@ def own_provenance(run: Run) -> Paragraph:
 
 
 def build_report(cfg: ReportConfig) -> Path:
-    """Write the report to cfg.out_dir, replacing it whole once everything is written; returns report.html."""
+    """Write the report to cfg.run_dir, replacing it whole once everything is written; returns report.html."""
     inputs = load_inputs(cfg)
     numbers = headline(inputs, cfg)
-    final = Path(cfg.out_dir)
+    final = Path(cfg.run_dir)
     with locks.holding(final, "report"):
-        check_replaceable(final, "report", "out_dir")
+        check_replaceable(final, "report", "run_dir")
         staging = staging_dir_for(final)
         run = Run(staging, "report", cfg, lock_dir=final).start()
         blocks: list[Block] = [Heading(cfg.title, 1), Paragraph(

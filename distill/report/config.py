@@ -38,11 +38,15 @@ class BootstrapSection(Section):
 
 
 class ReportConfig(Section):
+    renamed = {"out_dir": "run_dir", "curation_dir": "curations (a list of curation directories, like RUN/curated)"}
+
     title: str = "Distillation report"
-    out_dir: str                       # replaced whole, atomically, on every run
+    run_dir: str                       # replaced whole, atomically, on every run
     teacher: TeacherEntry
     students: list[StudentEntry] = Field(min_length=1)
-    curation_dir: str | None = None    # a generation run directory: generate_summary.json, curated/curation.json
+    # Curation directories (curation.json; `curate.output` of a generation run, like runs/teacher/math/curated), each a
+    # column of the data section; the generation run they curated (generate_summary.json) is the directory above.
+    curations: list[str] = []
     references: str | None = None      # published scores, e.g. eval/reference/r1-paper.yaml
     benchmarks: list[str] | None = None  # which benchmarks, in which order; default: the teacher's
     comparisons: list[Comparison] = []   # paired differences between students, beside each student vs the teacher

@@ -140,7 +140,9 @@ class ModelRun:
 
 @dataclass
 class CurationRun:
+    name: str                          # the curation's directory name (`curate.output`): curated, unfiltered, ...
     dir: Path
+    generation_dir: Path               # the generation run it curated
     curation: CurationSummary
     generation: GenerateSummary | None
 
@@ -149,7 +151,7 @@ class CurationRun:
 class Inputs:
     teacher: ModelRun
     students: list[ModelRun]
-    curation: CurationRun | None
+    curations: list[CurationRun]
     references: ReferencesFile | None
     benchmarks: list[str]
     provenance: list[Provenance]
@@ -216,15 +218,17 @@ def load_model_run(entry: TeacherEntry, role: Literal["teacher", "student"]) -> 
                     getattr(entry, "continues", None))
 
 
-def load_curation(run_dir: str | Path) -> CurationRun:
-    directory = Path(run_dir)
-    path = directory / "curated" / "curation.json"
-    curation = validated(path, read_json(path, "a curation summary (distill curate)"), CurationSummary)
+def load_curation(curation_dir: str | Path) -> CurationRun:
+    directory = Path(curation_dir)
+    path = directory / "curation.json"
+    curation = validated(path, read_json(path, "a curation summary (distill curate): curations name directories like "
+                                               "RUN/curated"), CurationSummary)
     generation = None
-    if (directory / "generate_summary.json").is_file():
-        path = directory / "generate_summary.json"
+    generation_dir = directory.resolve().parent
+    if (generation_dir / "generate_summary.json").is_file():
+        path = generation_dir / "generate_summary.json"
         generation = validated(path, read_json(path, "a generation summary (distill generate)"), GenerateSummary)
-    return CurationRun(directory, curation, generation)
+    return CurationRun(directory.name, directory, generation_dir, curation, generation)
 
 
 def load_references(path: str | Path) -> ReferencesFile:
@@ -268,12 +272,15 @@ def load_inputs(cfg: ReportConfig) -> Inputs:
     if missing:
         raise UsageError(f"{teacher.dir / 'results.json'}: the teacher has no results for {', '.join(missing)} "
                          f"(it has: {', '.join(teacher.benchmarks)})")
-    curation = load_curation(cfg.curation_dir) if cfg.curation_dir else None
+    curations = [load_curation(path) for path in cfg.curations]
+    names = [run.name for run in curations]
+    if len(set(names)) != len(names):
+        raise UsageError(f"curations: two curation directories share a name ({', '.join(names)}); each is a column")
     references = load_references(cfg.references) if cfg.references else None
 
     provenance = [provenance_of(f"eval: {m.name}", m.dir) for m in [teacher, *students]]
     provenance += [provenance_of(f"train: {m.name}", m.training.dir) for m in students if m.training]
-    if curation:
-        provenance.append(provenance_of("generate", curation.dir))
-        provenance.append(provenance_of("curate", curation.dir / "curated"))
-    return Inputs(teacher, students, curation, references, benchmarks, provenance)
+    for generation_dir in dict.fromkeys(run.generation_dir for run in curations):
+        provenance.append(provenance_of("generate", generation_dir))
+    provenance += [provenance_of(f"curate: {run.name}", run.dir) for run in curations]
+    return Inputs(teacher, students, curations, references, benchmarks, provenance)

@@ -44,7 +44,8 @@ def lineage(model: ModelRun, inputs: Inputs) -> list[ModelRun]:
 
 
 def teacher_tokens(chain: list[ModelRun], inputs: Inputs) -> int | None:
-    generated = inputs.curation.generation.completion_tokens if inputs.curation and inputs.curation.generation else None
+    generations = {run.generation_dir: run.generation for run in inputs.curations if run.generation}
+    generated = sum(g.completion_tokens for g in generations.values()) if generations else None
     total = generated if chain[0].training.summary.method in ("sft", "kd") else 0
     for stage in chain:
         scored = stage.training.summary.teacher_tokens_scored
@@ -82,7 +83,7 @@ def method_table(rows: list[MethodRow], control: str) -> Table:
                   f"vs {control} (paired 95% CI)"], body, numeric=[False, False, True, True, True, True, True])
 
 
-def method_plot(rows: list[MethodRow], bench: str, out_dir: Path) -> str | None:
+def method_plot(rows: list[MethodRow], bench: str, run_dir: Path) -> str | None:
     shown = [r for r in rows if r.teacher_tokens]
     if not shown:
         return None
@@ -97,6 +98,6 @@ def method_plot(rows: list[MethodRow], bench: str, out_dir: Path) -> str | None:
     ax.set_ylabel(f"{bench} pass@1 (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    path = out_dir / "methods.png"
+    path = run_dir / "methods.png"
     fig.savefig(path, format="png", dpi=100)
     return path.name

@@ -42,7 +42,7 @@ def dodged(size: float, index: int, inputs: Inputs) -> float:
     return size * 1.08 ** (same.index(index) - (len(same) - 1) / 2)
 
 
-def score_vs_size(inputs: Inputs, out_dir: Path) -> str:
+def score_vs_size(inputs: Inputs, run_dir: Path) -> str:
     """Students' pass@1 (95% CI as error bars) against their size; the teacher as a line with its CI band;
     published students as hollow markers and the published teacher as a dashed line."""
     colors = student_colors(inputs)
@@ -87,10 +87,10 @@ def score_vs_size(inputs: Inputs, out_dir: Path) -> str:
         ax.set_title(bench)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    return save(fig, out_dir / "score_vs_size.png")
+    return save(fig, run_dir / "score_vs_size.png")
 
 
-def pass_at_k(inputs: Inputs, out_dir: Path) -> str:
+def pass_at_k(inputs: Inputs, run_dir: Path) -> str:
     colors = student_colors(inputs)
     fig, axes = grid(len(inputs.benchmarks))
     for ax, bench in zip(axes, inputs.benchmarks):
@@ -108,10 +108,10 @@ def pass_at_k(inputs: Inputs, out_dir: Path) -> str:
         ax.set_title(bench)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    return save(fig, out_dir / "pass_at_k.png")
+    return save(fig, run_dir / "pass_at_k.png")
 
 
-def response_lengths(inputs: Inputs, out_dir: Path) -> str:
+def response_lengths(inputs: Inputs, run_dir: Path) -> str:
     """Box per model: median, quartiles, whiskers at the 5th and 95th percentiles, the mean as a diamond."""
     colors = student_colors(inputs)
     fig, axes = grid(len(inputs.benchmarks), height=max(2.5, 0.6 * len(inputs.models) + 1.5))
@@ -128,10 +128,10 @@ def response_lengths(inputs: Inputs, out_dir: Path) -> str:
         ax.set_xlabel("response length (tokens)")
         ax.set_title(bench)
         ax.grid(alpha=0.3, axis="x")
-    return save(fig, out_dir / "response_lengths.png")
+    return save(fig, run_dir / "response_lengths.png")
 
 
-def loss_curves(inputs: Inputs, out_dir: Path) -> str | None:
+def loss_curves(inputs: Inputs, run_dir: Path) -> str | None:
     trained = [m for m in inputs.students if m.training and m.training.metrics]
     if not trained:
         return None
@@ -146,4 +146,4 @@ def loss_curves(inputs: Inputs, out_dir: Path) -> str | None:
     ax.set_title("training loss")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    return save(fig, out_dir / "loss_curves.png")
+    return save(fig, run_dir / "loss_curves.png")

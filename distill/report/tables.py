@@ -103,38 +103,51 @@ def comparisons_table(headline: Headline) -> Table:
                  numeric=[False, False, False, True, True, True, False])
 
 
-def data_overview_table(run: CurationRun) -> Table:
+def _overview_column(run: CurationRun) -> list[str]:
     c, g = run.curation, run.generation
-    rows = []
-    if g:
-        rows += [["samples generated", f"{g.traces:,}"], ["generation failures", f"{g.failed:,}"],
-                 ["prompt tokens (once per prompt)", fmt_count(g.prompt_tokens)],
-                 ["completion tokens generated", fmt_count(g.completion_tokens)],
-                 ["generation wall time", fmt_duration(g.wall_seconds)]]
     cost = c.generation_cost_usd if c.generation_cost_usd is not None else (g.cost_usd if g else None)
     per_trace = c.cost_per_accepted_trace_usd
     if per_trace is None and cost and c.accepted:
         per_trace = cost / c.accepted
-    rows += [["traces curated", f"{c.traces:,}"], ["accepted", f"{c.accepted:,}"], ["rejected", f"{c.rejected:,}"],
-             ["acceptance rate", share(c.acceptance_rate)], ["tokens in accepted traces", fmt_count(c.tokens_kept)],
-             ["estimated generation cost", DASH if cost is None else f"${cost:,.2f}"],
-             ["cost per accepted trace", DASH if per_trace is None else f"${per_trace:,.4f}"]]
-    return Table(["", "value"], rows)
+    generated = [f"{g.traces:,}", f"{g.failed:,}", fmt_count(g.prompt_tokens), fmt_count(g.completion_tokens),
+                 fmt_duration(g.wall_seconds)] if g else [DASH] * 5
+    return generated + [f"{c.traces:,}", f"{c.accepted:,}", f"{c.rejected:,}", share(c.acceptance_rate),
+                        fmt_count(c.tokens_kept), DASH if cost is None else f"${cost:,.2f}",
+                        DASH if per_trace is None else f"${per_trace:,.4f}"]
 
 
-def rejection_table(run: CurationRun) -> Table:
-    c = run.curation
-    rows = [[reason, f"{count:,}", share(count / c.traces if c.traces else None)]
-            for reason, count in c.rejected_by_reason.items()]
-    return Table(["rejected because", "traces", "share of all traces"], rows)
+OVERVIEW_ROWS = ["samples generated", "generation failures", "prompt tokens (once per prompt)",
+                 "completion tokens generated", "generation wall time", "traces curated", "accepted", "rejected",
+                 "acceptance rate", "tokens in accepted traces", "estimated generation cost", "cost per accepted trace"]
 
 
-def source_table(run: CurationRun) -> Table:
+def data_overview_table(runs: list[CurationRun]) -> Table:
+    """One column per curation; the generation rows repeat when curations share their generation run."""
+    columns = [_overview_column(run) for run in runs]
+    rows = [[label, *(column[i] for column in columns)] for i, label in enumerate(OVERVIEW_ROWS)]
+    return Table(["", *(run.name for run in runs)], rows)
+
+
+def rejection_table(runs: list[CurationRun]) -> Table:
+    reasons = list(dict.fromkeys(reason for run in runs for reason in run.curation.rejected_by_reason))
     rows = []
-    for source, counts in run.curation.per_source.items():
-        kept, rejected = int(counts.get("kept", 0)), int(counts.get("rejected", 0))
-        rows.append([source, f"{kept:,}", f"{rejected:,}", share(kept / (kept + rejected) if kept + rejected else None)])
-    return Table(["source", "accepted", "rejected", "acceptance rate"], rows)
+    for reason in reasons:
+        cells = []
+        for run in runs:
+            count, total = run.curation.rejected_by_reason.get(reason, 0), run.curation.traces
+            cells.append(f"{count:,} ({share(count / total if total else None)})")
+        rows.append([reason, *cells])
+    return Table(["rejected because", *(f"{run.name}: traces (share)" for run in runs)], rows)
+
+
+def source_table(runs: list[CurationRun]) -> Table:
+    rows = []
+    for run in runs:
+        for source, counts in run.curation.per_source.items():
+            kept, rejected = int(counts.get("kept", 0)), int(counts.get("rejected", 0))
+            rows.append([run.name, source, f"{kept:,}", f"{rejected:,}",
+                         share(kept / (kept + rejected) if kept + rejected else None)])
+    return Table(["curation", "source", "accepted", "rejected", "acceptance rate"], rows, numeric=[False, False, True, True, True])
 
 
 def training_table(students: list[ModelRun]) -> Table:
