@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distill.errors import DistillError, UsageError
-from distill.eval.config import Benchmark, SuiteConfig
+from distill.benchmarks import Benchmark
+from distill.eval.config import SuiteConfig
 from distill.eval.metrics import benchmark_results
 from distill.eval.score import score_samples
 from distill.io import atomic_write_json, atomic_write_parquet
