@@ -92,7 +92,8 @@ def cmd_verify_code(args) -> None:
     for item, code, tests in items:
         verdict = verify_code(code, tests, item.get("starter_code"), item.get("entry_point"), sandbox, limits)
         status, detail = status_and_detail(verdict)
-        record = {"correct": verdict.correct, "reason": verdict.reason, "status": status, "detail": detail}
+        record = {"correct": verdict.correct, "reason": verdict.reason, "passed": verdict.correct, "status": status,
+                  "detail": detail}
         lines.append(json.dumps(record) + "\n")
         if not args.out:
             sys.stdout.write(lines[-1])

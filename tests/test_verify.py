@@ -186,7 +186,7 @@ def test_verify_code_cli_prints_one_verdict_per_line_in_order(tmp_path):
     verdicts = [json.loads(line) for line in result.stdout.splitlines()]
     assert [v["status"] for v in verdicts] == ["passed", "failed", "timeout", "error"]
     assert [v["correct"] for v in verdicts] == [True, False, False, False]
-    assert all(set(v) == {"correct", "reason", "status", "detail"} for v in verdicts)
+    assert all(set(v) == {"correct", "reason", "passed", "status", "detail"} for v in verdicts)
     assert verdicts[1]["reason"] == f"code failed: {verdicts[1]['detail']}"
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"code": "x"}\n')
