@@ -425,8 +425,8 @@ def base_student(ctx: Ctx) -> dict:
 
 def base_suite(ctx: Ctx) -> dict:
     return {"name": "probe", "benchmarks": [{"name": "toy", "task": "distill_toy", "samples": 1, "limit": 1}],
-            "model": {"path": "probe-org/no-such-model", "engine": "hf"}, "tasks_dir": str(ROOT / "eval" / "tasks"),
-            "output_dir": str(ctx.dir / "eval")}
+            "model": {"name_or_path": "probe-org/no-such-model", "engine": "hf"}, "tasks_dir": str(ROOT / "eval" / "tasks"),
+            "runs_dir": str(ctx.dir / "eval")}
 
 
 def base_report(ctx: Ctx) -> dict:
@@ -443,7 +443,7 @@ def base_serve(ctx: Ctx) -> dict:
 def base_demo(ctx: Ctx) -> dict:
     # Nothing it names exists: a config that passes its checks fails at the first stage, in seconds.
     return {"world": str(ctx.dir / "no-world.yaml"), "teacher": str(ctx.dir / "no-teacher"),
-            "second_teacher": str(ctx.dir / "no-teacher-2"), "out": str(ctx.dir / "out"), "steps": 1}
+            "second_teacher": str(ctx.dir / "no-teacher-2"), "runs_dir": str(ctx.dir / "out"), "steps": 1}
 
 
 @dataclass

@@ -83,7 +83,7 @@ def main() -> None:
         for s in students:
             extra = [f"benchmarks.0.limit={args.eval_limit}"] if args.eval_limit else []
             wait(distill("eval", "eval/suites/toy.yaml", f"model={runs[s] / 'model'}", f"model.label={s}-s{seed}",
-                         "model.role=student", f"output_dir={out / 'eval'}", "model.engine=hf",
+                         "model.role=student", f"runs_dir={out / 'eval'}", "model.engine=hf",
                          f"benchmarks.0.samples={args.eval_samples}", *extra, threads=2), f"eval {s} (seed {seed})")
             scores[s] = per_problem(out / "eval" / f"{s}-s{seed}")
         first, second = students

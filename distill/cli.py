@@ -34,8 +34,8 @@ def cmd_eval(args) -> None:
     from distill.eval.config import SuiteConfig
     from distill.eval.run import evaluate
 
-    # `model=PATH` is the short form of `model.path=PATH`, so that it combines with other model.* keys.
-    overrides = [f"model.path={o.partition('=')[2]}" if o.startswith("model=") else o for o in args.overrides]
+    # `model=PATH` is the short form of `model.name_or_path=PATH`, so that it combines with other model.* keys.
+    overrides = [f"model.name_or_path={o.partition('=')[2]}" if o.startswith("model=") else o for o in args.overrides]
     evaluate(load_config(args.config, SuiteConfig, overrides))
 
 

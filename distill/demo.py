@@ -26,6 +26,8 @@ from distill.progress import fmt_duration, say
 
 
 class DemoConfig(Section):
+    renamed = {"out": "runs_dir"}
+
     world: str = "configs/toy-world.yaml"
     teacher: str = "toy/teacher"
     engine: Literal["auto", "vllm", "hf"] = "auto"  # teacher sampling: auto = vllm where .venv-vllm is installed
@@ -48,7 +50,7 @@ class DemoConfig(Section):
     second_teacher_recipe: str = "students/toy-teacher-long.yaml"
     second_steps: int | None = Field(default=None, ge=1)  # both continuations (default: their recipes' max_steps)
     report: str = "eval/report-toy.yaml"
-    out: str = "runs"  # every run of the demo goes under this directory
+    runs_dir: str = "runs"  # every run of the demo goes under this directory
     # The demo writes under `out` only. update_readme=true (make demo-readme) also puts the report's summary (table
     # and paired differences) between the demo-table markers of `readme`, a tracked file: off by default.
     update_readme: bool = False
@@ -76,7 +78,7 @@ def served_teacher(cfg: DemoConfig, engine: str):
         yield ["engine.kind=hf", f"engine.model={cfg.teacher}"]
         return
     serve_args = [cfg.serve, f"model={cfg.teacher}", f"served_model_name={cfg.teacher}", f"python={cfg.vllm_python}",
-                  f"run_dir={Path(cfg.out) / 'serve'}"]
+                  f"run_dir={Path(cfg.runs_dir) / 'serve'}"]
     run_stage("serve the teacher (vLLM CPU build)", "serve", *serve_args)
     try:
         from distill.config import load_config
@@ -91,7 +93,7 @@ def served_teacher(cfg: DemoConfig, engine: str):
 
 
 def student_args(cfg: DemoConfig, name: str, recipe: str, source: Path, steps: int | None) -> list[str]:
-    args = ["train", recipe, f"name={name}", f"run_dir={Path(cfg.out) / 'students' / name}", f"data.source={source}"]
+    args = ["train", recipe, f"name={name}", f"run_dir={Path(cfg.runs_dir) / 'students' / name}", f"data.source={source}"]
     if steps:
         # logging_steps: a loss curve even for short runs
         args += [f"training.max_steps={steps}", f"training.logging_steps={max(1, min(50, steps // 20))}"]
@@ -112,7 +114,7 @@ def train_students(cfg: DemoConfig, runs: dict[str, list[str]]) -> float:
 
 
 def demo(cfg: DemoConfig) -> Path:
-    out = Path(cfg.out)
+    out = Path(cfg.runs_dir)
     engine = cfg.engine if cfg.engine != "auto" else ("vllm" if Path(cfg.vllm_python).exists() else "hf")
     timings: dict[str, float] = {}
     started = time.time()
@@ -149,7 +151,7 @@ def demo(cfg: DemoConfig) -> Path:
         for name, (recipe, source) in second.items()})
     students.update(second)
 
-    eval_args = [f"output_dir={out / 'eval'}", f"model.engine={cfg.eval_engine}", f"benchmarks.0.samples={cfg.eval_samples}"]
+    eval_args = [f"runs_dir={out / 'eval'}", f"model.engine={cfg.eval_engine}", f"benchmarks.0.samples={cfg.eval_samples}"]
     eval_args += [f"benchmarks.0.limit={cfg.eval_limit}"] if cfg.eval_limit else []
     models = {"toy-teacher": (cfg.teacher, "teacher")}
     models.update({name: (str(out / "students" / name / "model"), "student") for name in students})

@@ -150,3 +150,16 @@ def test_ports_outside_the_tcp_range_are_refused():
 
     with pytest.raises(UsageError, match="port: Input should be greater than or equal to 1"):
         load_config(ROOT / "teacher" / "toy-cpu.yaml", ServeConfig, ["port=-1"])
+
+
+@pytest.mark.parametrize("stage, config, override, expected", [
+    ("eval", "eval/suites/toy.yaml", "model.path=toy/teacher", "model.path: renamed to name_or_path"),
+    ("eval", "eval/suites/toy.yaml", "output_dir=runs/x", "output_dir: renamed to runs_dir"),
+    ("demo", "configs/demo.yaml", "out=runs/x", "out: renamed to runs_dir"),
+    ("report", "eval/report-toy.yaml", "curation_dir=runs/teacher/toy", "curation_dir: renamed to curations"),
+])
+def test_old_key_names_say_their_new_names(stage, config, override, expected):
+    result = run_cli(stage, ROOT / config, override)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {ROOT / config}: {expected}")

@@ -16,7 +16,7 @@ def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     readme = out / "README.md"
     readme.write_text(f"# Demo\n\n{README_START}\nstale table\n{README_END}\n\nAfter.\n")
-    done = run_cli("demo", ROOT / "configs" / "demo.yaml", f"out={out}", "engine=hf", "prompts=24", "samples=2",
+    done = run_cli("demo", ROOT / "configs" / "demo.yaml", f"runs_dir={out}", "engine=hf", "prompts=24", "samples=2",
                    "steps=40", "second_steps=6", "eval_limit=16", "eval_samples=2", "update_readme=true", f"readme={readme}",
                    timeout=1500)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]

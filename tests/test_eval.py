@@ -96,7 +96,7 @@ def suite_run(tmp_path_factory, toy_prompts):
         toy_bench["data_files"] = str(toy_prompts)
     suite = {**toy, "name": "all", "benchmarks": benchmarks + [toy_bench], "unsafe_code": True}  # code benchmarks
     (tmp / "suite.yaml").write_text(yaml.safe_dump(suite))
-    args = ["eval", tmp / "suite.yaml", f"model={TEACHER}", "model.engine=hf", f"output_dir={tmp / 'out'}",
+    args = ["eval", tmp / "suite.yaml", f"model={TEACHER}", "model.engine=hf", f"runs_dir={tmp / 'out'}",
             "protocol.max_tokens=24"]
     files = {}
     for i, bench in enumerate(benchmarks):
@@ -152,7 +152,7 @@ def test_results_json_has_the_documented_fields(suite_run):
     manifest = json.loads((suite_run["dir"] / "manifest.json").read_text())
     assert manifest["status"] == "completed" and manifest["counts"]["samples"] == 7 * LIMIT * SAMPLES + 800
     assert yaml.safe_load((suite_run["dir"] / "config.yaml").read_text())["model"]["engine"] == "hf"
-    assert results["model"] == {"label": "teacher", "path": str(TEACHER), "role": "student",
+    assert results["model"] == {"label": "teacher", "name_or_path": str(TEACHER), "role": "student",
                                 "params": results["model"]["params"]}
     assert 100_000 < results["model"]["params"] < 5_000_000  # counted from the safetensors header
     assert results["suite"] == "all"
@@ -225,18 +225,18 @@ def test_rerun_resumes_and_a_changed_protocol_is_refused(suite_run):
 
 
 def toy_eval(tmp_path, *overrides):
-    return run_cli("eval", ROOT / "eval" / "suites" / "toy.yaml", f"output_dir={tmp_path / 'out'}", *overrides)
+    return run_cli("eval", ROOT / "eval" / "suites" / "toy.yaml", f"runs_dir={tmp_path / 'out'}", *overrides)
 
 
 def test_bad_model_path_is_a_one_line_error(tmp_path):
     error = one_line_error(toy_eval(tmp_path, "model=/nonexistent/dir", "model.engine=hf"))
-    assert "model.path" in error and "/nonexistent/dir" in error
+    assert "model.name_or_path" in error and "/nonexistent/dir" in error
 
 
 def test_a_directory_that_is_not_a_checkpoint_is_a_one_line_error(tmp_path):
     (tmp_path / "notes").mkdir()
     error = one_line_error(toy_eval(tmp_path, f"model={tmp_path / 'notes'}", "model.engine=hf"))
-    assert error == f"error: model.path: {tmp_path / 'notes'} is not a model checkpoint (no config.json in it)"
+    assert error == f"error: model.name_or_path: {tmp_path / 'notes'} is not a model checkpoint (no config.json in it)"
 
 
 def test_unknown_task_lists_the_known_ones(tmp_path):
@@ -291,7 +291,7 @@ def test_each_repeat_of_a_prompt_gets_its_own_seed_and_a_second_run_builds_again
 
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing is sent: only the request payloads are built
     cfg = SuiteConfig(name="t", benchmarks=[{"name": "toy", "task": "distill_toy"}], protocol={"seed": 5},
-                      model={"path": str(TEACHER), "engine": "openai", "base_url": url})
+                      model={"name_or_path": str(TEACHER), "engine": "openai", "base_url": url})
     lm = build_lm(cfg, url)
     build_lm(cfg, url)  # a second evaluate() in the same process (the model class is registered once)
     a, b = [{"role": "user", "content": "Compute 1 + 2."}], [{"role": "user", "content": "Compute 2 + 2."}]
@@ -308,7 +308,7 @@ def test_thinking_returned_apart_by_a_reasoning_parser_is_scored_with_the_answer
 
     url = f"http://127.0.0.1:{free_port()}/v1"
     cfg = SuiteConfig(name="t", benchmarks=[{"name": "toy", "task": "distill_toy"}],
-                      model={"path": str(TEACHER), "engine": "openai", "base_url": url})
+                      model={"name_or_path": str(TEACHER), "engine": "openai", "base_url": url})
     lm = build_lm(cfg, url)
     parsed = {"choices": [  # as vLLM --reasoning-parser deepseek_r1 and hosted R1 APIs answer
         {"index": 0, "message": {"role": "assistant", "reasoning_content": "2 + 2 = 4", "content": "\\boxed{4}"}},

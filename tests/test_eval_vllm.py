@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.slow, needs_vllm]
 
 def evaluate(tmp_path, world, label, *engine_args):
     done = run_cli("eval", ROOT / "eval" / "suites" / "toy.yaml", "model=toy/teacher", f"model.label={label}",
-                   f"output_dir={tmp_path}", f"benchmarks.0.data_files={world / 'prompts' / 'test.jsonl'}",
+                   f"runs_dir={tmp_path}", f"benchmarks.0.data_files={world / 'prompts' / 'test.jsonl'}",
                    "benchmarks.0.samples=8", *engine_args, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads((tmp_path / label / "results.json").read_text())["benchmarks"]["toy"], done.stdout

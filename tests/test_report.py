@@ -59,7 +59,7 @@ def write_eval_run(directory: Path, label: str, role: str, params: int, skill: f
                        "p90": float(np.percentile(tokens, 90)), "max": int(tokens.max())},
             "per_problem": {f"{bench}-{i}": float(per_problem[i]) for i in range(problems)},
         }
-    results = {"model": {"label": label, "path": f"/models/{label}", "role": role, "params": params},
+    results = {"model": {"label": label, "name_or_path": f"/models/{label}", "role": role, "params": params},
                "suite": "r1", "protocol": {"temperature": 0.6, "top_p": 0.95, "max_tokens": 32768, "reasoning": True},
                "benchmarks": benchmarks}
     (directory / "results.json").write_text(json.dumps(results))

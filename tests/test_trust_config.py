@@ -121,11 +121,11 @@ def test_unsafe_code_is_on_exactly_for_the_suites_with_code_benchmarks(path):
 
 
 def test_unsafe_code_is_off_by_default_and_a_code_benchmark_without_it_is_refused(tmp_path):
-    cfg = SuiteConfig(name="t", benchmarks=[{"name": "toy", "task": "distill_toy"}], model={"path": "toy/teacher"})
+    cfg = SuiteConfig(name="t", benchmarks=[{"name": "toy", "task": "distill_toy"}], model={"name_or_path": "toy/teacher"})
     assert cfg.unsafe_code is False
     for suite, bench in (("extra", "humaneval"), ("r1", "livecodebench")):
         error = one_line(run_cli("eval", ROOT / "eval" / "suites" / f"{suite}.yaml", "unsafe_code=false",
-                                 f"output_dir={tmp_path}"))
+                                 f"runs_dir={tmp_path}"))
         assert f"benchmark {bench}" in error and "unsafe_code: true" in error
 
 
@@ -157,7 +157,7 @@ def test_lm_eval_runs_unsafe_code_only_when_the_suite_says_so(monkeypatch, unsaf
 
     calls: list = []
     monkeypatch.setattr(lm_eval, "simple_evaluate", fake_simple_evaluate(calls, {"kind": "math"}))
-    cfg = SuiteConfig(name="t", benchmarks=[{"name": "toy", "task": "distill_toy"}], model={"path": "toy/teacher"},
+    cfg = SuiteConfig(name="t", benchmarks=[{"name": "toy", "task": "distill_toy"}], model={"name_or_path": "toy/teacher"},
                       unsafe_code=unsafe)
     rows = generate(cfg, cfg.benchmarks[0], lm=None)
     assert calls[0]["confirm_run_unsafe_code"] is unsafe and rows == [{"doc": {"kind": "math"}, "responses": ["an answer"]}]
@@ -169,7 +169,7 @@ def test_code_answers_from_a_task_not_seen_as_code_are_still_refused_without_uns
     from distill.eval.lmeval import generate
 
     monkeypatch.setattr(lm_eval, "simple_evaluate", fake_simple_evaluate([], {"kind": "code", "tests": "[]"}))
-    cfg = SuiteConfig(name="t", benchmarks=[{"name": "toy", "task": "distill_toy"}], model={"path": "toy/teacher"})
+    cfg = SuiteConfig(name="t", benchmarks=[{"name": "toy", "task": "distill_toy"}], model={"name_or_path": "toy/teacher"})
     with pytest.raises(DistillError, match="benchmark toy .task distill_toy.: its answers are code"):
         generate(cfg, cfg.benchmarks[0], lm=None)
 

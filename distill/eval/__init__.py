@@ -6,7 +6,7 @@ An eval run directory (`runs/eval/<label>/`, one model on one suite) holds:
     samples/<benchmark>.parquet       one row per sample: benchmark, problem_id, sample (int), prompt,
                                       response, reference, extracted (str|None), correct (bool),
                                       reason (str|None), response_tokens (int)
-    results.json                      {"model": {"label", "path", "role": "teacher"|"student", "params": int|None},
+    results.json                      {"model": {"label", "name_or_path", "role": "teacher"|"student", "params": int|None},
                                        "suite": str, "protocol": {"temperature", "top_p", "max_tokens", "reasoning"},
                                        "benchmarks": {name: {"problems": int, "samples": int,
                                            "pass@1": float, "ci95": [lo, hi],          # percent, 0-100

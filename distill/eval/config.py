@@ -34,7 +34,9 @@ class ServeOptions(Section):
 
 
 class ModelSpec(Section):
-    path: HubIdOrPath  # a checkpoint directory or Hub id; with engine openai, the name the endpoint serves
+    renamed = {"path": "name_or_path"}
+
+    name_or_path: HubIdOrPath  # a checkpoint directory or Hub id; with engine openai, the name the endpoint serves
     label: str | None = None  # name in results and reports (default: from the path)
     role: Literal["teacher", "student"] = "student"
     engine: Literal["vllm", "openai", "hf"] = "vllm"
@@ -58,17 +60,19 @@ class ModelSpec(Section):
     def name(self) -> str:
         if self.label:
             return self.label
-        path = Path(self.path.rstrip("/"))
+        path = Path(self.name_or_path.rstrip("/"))
         return path.parent.name if path.name in ("model", "final") and path.parent.name else path.name
 
 
 class SuiteConfig(Section):
+    renamed = {"output_dir": "runs_dir"}
+
     name: str
     protocol: Protocol = Field(default_factory=Protocol)
     benchmarks: list[Benchmark] = Field(min_length=1)
     model: ModelSpec
     tasks_dir: str = DEFAULT_TASKS_DIR
-    output_dir: str = "runs/eval"  # the run directory is <output_dir>/<model label>
+    runs_dir: str = "runs/eval"  # the run directory is <runs_dir>/<model label>
     workers: int | None = None  # scoring processes (default: CPU count)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     # Consent to run model-written code: needed by code benchmarks (their answers run in the sandbox) and passed
@@ -87,7 +91,7 @@ class SuiteConfig(Section):
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.output_dir) / self.model.name
+        return Path(self.runs_dir) / self.model.name
 
     @property
     def reasoning(self) -> bool:

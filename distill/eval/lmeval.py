@@ -61,8 +61,9 @@ def build_lm(cfg: SuiteConfig, base_url: str | None, api_key: str | None = None)
     model = cfg.model
     if base_url is not None:
         cls = _seeded_chat_model()
-        return cls(model=model.path if model.engine != "vllm" else model.name, base_url=f"{base_url.rstrip('/')}/chat/completions",
-                   tokenizer_backend=None, tokenized_requests=False, num_concurrent=model.num_concurrent, max_retries=3,
+        served = model.name_or_path if model.engine != "vllm" else model.name
+        return cls(model=served, base_url=f"{base_url.rstrip('/')}/chat/completions", tokenizer_backend=None,
+                   tokenized_requests=False, num_concurrent=model.num_concurrent, max_retries=3,
                    seed=cfg.protocol.seed, max_length=10**7, timeout=model.request_timeout_s,
                    **({"auth_token": api_key} if api_key else {}))
     import torch
@@ -71,7 +72,7 @@ def build_lm(cfg: SuiteConfig, base_url: str | None, api_key: str | None = None)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = model.dtype if model.dtype != "auto" else ("bfloat16" if device == "cuda" else "float32")
     torch.manual_seed(cfg.protocol.seed)
-    return HFLM(pretrained=model.path, dtype=dtype, device=device, batch_size=model.batch_size)
+    return HFLM(pretrained=model.name_or_path, dtype=dtype, device=device, batch_size=model.batch_size)
 
 
 def task_config(cfg: SuiteConfig, bench: Benchmark) -> dict:

@@ -48,9 +48,9 @@ def check_endpoint(base_url: str, api_key: str | None = None) -> None:
 
 def check_checkpoint(cfg: SuiteConfig) -> None:
     """One-line error for a local directory that is not a checkpoint, before transformers or vLLM trace back."""
-    path = Path(cfg.model.path)
+    path = Path(cfg.model.name_or_path)
     if cfg.model.engine != "openai" and path.is_dir() and not (path / "config.json").is_file():
-        raise UsageError(f"model.path: {cfg.model.path} is not a model checkpoint (no config.json in it)")
+        raise UsageError(f"model.name_or_path: {cfg.model.name_or_path} is not a model checkpoint (no config.json in it)")
 
 
 def count_params(path: str) -> int | None:
@@ -94,7 +94,7 @@ def endpoint(cfg: SuiteConfig, run_dir: Path):
     else:
         from distill.teacher.serve import ServeConfig, start, stop
 
-        serve = ServeConfig(name=f"eval-{model.name}", model=model.path, served_model_name=model.name, port=model.serve.port,
+        serve = ServeConfig(name=f"eval-{model.name}", model=model.name_or_path, served_model_name=model.name, port=model.serve.port,
                             python=model.serve.python, args=model.serve.args, env=model.serve.env,
                             startup_timeout_s=model.serve.startup_timeout_s, run_dir=str(run_dir / "serve"))
         start(serve)
@@ -137,17 +137,17 @@ def model_identity(path: str) -> str:
 
 def forget_samples_of_another_model(cfg: SuiteConfig) -> None:
     """Samples are kept across runs only for the same checkpoint: a model retrained in place is evaluated again."""
-    run_dir, identity = cfg.run_dir, model_identity(cfg.model.path)
+    run_dir, identity = cfg.run_dir, model_identity(cfg.model.name_or_path)
     marker = run_dir / "model_identity.json"
     drawn = json.loads(marker.read_text())["identity"] if marker.exists() else None
     if drawn == identity:
         return
     old = list((run_dir / "samples").glob("*.parquet"))
     if old:
-        say(f"[eval {cfg.model.name}] {cfg.model.path} changed since its samples were drawn: evaluating it again")
+        say(f"[eval {cfg.model.name}] {cfg.model.name_or_path} changed since its samples were drawn: evaluating it again")
     for path in old:
         path.unlink()
-    atomic_write_json(marker, {"path": cfg.model.path, "identity": identity})
+    atomic_write_json(marker, {"name_or_path": cfg.model.name_or_path, "identity": identity})
 
 
 def evaluate(cfg: SuiteConfig) -> dict:
@@ -155,12 +155,12 @@ def evaluate(cfg: SuiteConfig) -> dict:
 
     check_checkpoint(cfg)
     run_dir = cfg.run_dir
-    fingerprint = {"suite": cfg.name, "protocol": cfg.protocol.model_dump(), "model": cfg.model.path,
+    fingerprint = {"suite": cfg.name, "protocol": cfg.protocol.model_dump(), "model": cfg.model.name_or_path,
                    "reasoning": cfg.reasoning, "benchmarks": {b.name: b.model_dump(exclude={"name"}) for b in cfg.benchmarks}}
     run = Run(run_dir, "eval", cfg, fingerprint).start()
     started = time.time()
     say(f"[eval {cfg.model.name}] suite {cfg.name}: {len(cfg.benchmarks)} benchmark(s) -> {run_dir}")
-    count_tokens, length_unit = token_counter(cfg.model.path)
+    count_tokens, length_unit = token_counter(cfg.model.name_or_path)
     forget_samples_of_another_model(cfg)
     tables = {}
     todo = [b for b in cfg.benchmarks if not (run_dir / "samples" / f"{b.name}.parquet").exists()]
@@ -187,9 +187,9 @@ def evaluate(cfg: SuiteConfig) -> dict:
                     f"{tokens / max(elapsed, 1e-9):.0f} tok/s, {fmt_duration(elapsed)}")
     records = [r for b in cfg.benchmarks for r in tables[b.name].select(
         ["benchmark", "problem_id", "sample", "correct", "extracted", "response_tokens"]).to_pylist()]
-    params = cfg.model.params or count_params(cfg.model.path)
+    params = cfg.model.params or count_params(cfg.model.name_or_path)
     results = {
-        "model": {"label": cfg.model.name, "path": cfg.model.path, "role": cfg.model.role, "params": params},
+        "model": {"label": cfg.model.name, "name_or_path": cfg.model.name_or_path, "role": cfg.model.role, "params": params},
         "suite": cfg.name,
         "protocol": {**cfg.protocol.model_dump(), "reasoning": cfg.reasoning, "length_unit": length_unit},
         "benchmarks": benchmark_results(records, seed=cfg.protocol.seed),
