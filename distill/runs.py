@@ -10,12 +10,12 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from distill import locks
-from distill.config import config_hash
+from distill.config import config_hash, describe_error
 from distill.errors import UsageError
 from distill.io import atomic_write_json, atomic_write_yaml
 
@@ -63,6 +63,38 @@ def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
         keys = sorted(set(old) | set(new))
         return [k for key in keys for k in changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
     return [prefix.rstrip(".")] if old != new else []
+
+
+S = TypeVar("S", bound="Summary")
+
+
+class Summary(BaseModel):
+    """A stage's summary file (`FILE` in its run directory): the stage writes it, the report and reruns read it.
+
+    Keys a later version adds are ignored when an older one reads, so that runs of different versions compare."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, protected_namespaces=())
+    FILE: ClassVar[str]
+    WRITER: ClassVar[str]  # the command that writes it, for error messages
+
+    def write(self, directory: str | Path) -> Path:
+        return atomic_write_json(Path(directory) / self.FILE, self.model_dump(mode="json", by_alias=True))
+
+    @classmethod
+    def read(cls: type[S], directory: str | Path) -> S:
+        """The summary in `directory`; UsageError naming the file when it is missing, not JSON or not this shape."""
+        path = Path(directory) / cls.FILE
+        expected = f"{cls.FILE} as {cls.WRITER} writes it"
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file (expected {expected})")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{path}: not valid JSON ({str(exc).splitlines()[0]}); expected {expected}") from None
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise UsageError(describe_error(path, exc, cls)) from None
 
 
 def check_replaceable(directory: str | Path, stage: str, key: str) -> None:

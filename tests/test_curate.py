@@ -11,6 +11,7 @@ from distill.config import load_config
 from distill.curate.run import curate
 from distill.students.data import load_messages
 from distill.teacher.config import GenerateConfig
+from distill.teacher.summary import GenerateSummary
 from distill.traces import Trace, write_traces
 
 GOOD = "<think>\n{work}\n</think>\n\nThe answer is \\boxed{{{answer}}}."
@@ -26,7 +27,8 @@ def trace(pid, index, response, answer="42", finish="stop", tokens=50, status="o
 def write_run(tmp_path, traces, **curate_cfg):
     run = tmp_path / "run"
     write_traces(run / "traces", traces)
-    (run / "generate_summary.json").write_text(json.dumps({"cost_usd": 2.0}))
+    GenerateSummary(traces=len(traces), ok=len(traces), failed=0, prompt_tokens=1, completion_tokens=1, wall_seconds=1,
+                    cost_usd=2.0).write(run)
     cfg = {"name": "c", "run_dir": str(run), "prompts": {"source": str(SHARED_DATA / "math" / "aime24.jsonl")},
            "curate": curate_cfg}
     path = tmp_path / "run.yaml"

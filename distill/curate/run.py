@@ -33,7 +33,7 @@ from distill.curate.decontaminate import load_benchmarks
 from distill.curate.screen import Outcome, VerdictCache, screen_traces
 from distill.curate.summary import closing_line, summarize
 from distill.errors import UsageError
-from distill.io import atomic_write_json, replace_dir, staging_dir_for
+from distill.io import replace_dir, staging_dir_for
 from distill.progress import say
 from distill.runs import Run, check_replaceable
 from distill.shards import ShardWriter
@@ -68,7 +68,7 @@ def curate(cfg: GenerateConfig) -> Path:
         kept, rejected = decide(outcomes, c)
         write_outputs(traces_dir, rank, outcomes, staging, c.keep_logprobs)
         summary = summarize(outcomes, kept, rejected, time.time() - started, run_dir)
-        atomic_write_json(staging / "curation.json", summary)
+        summary.write(staging)
         run.finish(traces=len(outcomes), accepted=len(kept), rejected=len(rejected))
         replace_dir(staging, out_dir)
     say(closing_line(cfg.name, summary, time.time() - started, out_dir))

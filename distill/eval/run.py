@@ -18,6 +18,7 @@ from distill.errors import DistillError, UsageError
 from distill.benchmarks import Benchmark
 from distill.eval.config import SuiteConfig
 from distill.eval.metrics import benchmark_results
+from distill.eval.results import ModelInfo, Results
 from distill.eval.score import score_samples
 from distill.io import atomic_write_json, atomic_write_parquet
 from distill.progress import fmt_duration, say
@@ -188,18 +189,17 @@ def evaluate(cfg: SuiteConfig) -> dict:
     records = [r for b in cfg.benchmarks for r in tables[b.name].select(
         ["benchmark", "problem_id", "sample", "correct", "extracted", "response_tokens"]).to_pylist()]
     params = cfg.model.params or count_params(cfg.model.name_or_path)
-    results = {
-        "model": {"label": cfg.model.name, "name_or_path": cfg.model.name_or_path, "role": cfg.model.role, "params": params},
-        "suite": cfg.name,
-        "protocol": {**cfg.protocol.model_dump(), "reasoning": cfg.reasoning, "length_unit": length_unit},
-        "benchmarks": benchmark_results(records, seed=cfg.protocol.seed),
-    }
-    atomic_write_json(run_dir / "results.json", results)
+    results = Results(
+        model=ModelInfo(label=cfg.model.name, name_or_path=cfg.model.name_or_path, role=cfg.model.role, params=params),
+        suite=cfg.name, protocol={**cfg.protocol.model_dump(), "reasoning": cfg.reasoning, "length_unit": length_unit},
+        benchmarks=benchmark_results(records, seed=cfg.protocol.seed))
+    results.write(run_dir)
+    results = results.model_dump(mode="json", by_alias=True)
     for name, metrics in results["benchmarks"].items():
         lo, hi = metrics["ci95"]
         cons = "n/a (no extracted answers)" if metrics["cons@n"] is None else f"{metrics['cons@n']:.1f}%"
         say(f"[eval {cfg.model.name}] {name}: pass@1 {metrics['pass@1']:.1f}% (95% CI {lo:.1f}-{hi:.1f}), "
             f"cons@{metrics['n']} {cons}, {metrics['problems']} problems")
     run.finish(benchmarks=len(cfg.benchmarks), samples=len(records))
-    say(f"[eval {cfg.model.name}] done in {fmt_duration(time.time() - started)}: {run_dir / 'results.json'}")
+    say(f"[eval {cfg.model.name}] done in {fmt_duration(time.time() - started)}: {run_dir / Results.FILE}")
     return results

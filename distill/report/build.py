@@ -51,9 +51,9 @@ def summary_blocks(inputs: Inputs, numbers: Headline, cfg: ReportConfig | None =
 
 
 def protocol_text(inputs: Inputs) -> str:
-    p = inputs.teacher.results.model_extra.get("protocol") or {}
+    p = inputs.teacher.results.protocol
     parts = [f"{key} {p[key]}" for key in ("temperature", "top_p", "max_tokens") if p.get(key) is not None]
-    suite = inputs.teacher.results.model_extra.get("suite")
+    suite = inputs.teacher.results.suite
     return (f"Suite {suite}" if suite else "Sampling") + (f": {', '.join(parts)}." if parts else ".")
 
 

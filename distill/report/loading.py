@@ -7,76 +7,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from distill.config import describe_error, read_yaml
 from distill.errors import UsageError
+from distill.curate.summary import CurationSummary
+from distill.eval.results import BenchmarkResult, Results
 from distill.report.config import ReportConfig, TeacherEntry
+from distill.students.summary import TrainSummary
+from distill.teacher.summary import GenerateSummary
 
 LAYOUT = "an eval run directory as documented in distill/eval/__init__.py"
 
 
 class Loose(BaseModel):
-    """Files written by other stages: the keys the report reads are checked, the others are kept."""
+    """Published reference scores (not a stage's output): the keys the report reads are checked, the others kept."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=())
-
-
-class BenchmarkResult(Loose):
-    problems: int
-    samples: int
-    pass_at_1: float = Field(alias="pass@1")
-    ci95: tuple[float, float]
-    cons_at_n: float | None = Field(None, alias="cons@n")
-    n: int | None = None
-    pass_at_k: dict[str, float] = Field({}, alias="pass@k")
-    length: dict[str, float | None] = {}
-    per_problem: dict[str, float]
-
-
-class ModelInfo(Loose):
-    label: str
-    role: Literal["teacher", "student"] | None = None
-    params: int | None = None
-
-
-class ResultsFile(Loose):
-    model: ModelInfo
-    benchmarks: dict[str, BenchmarkResult] = Field(min_length=1)
-
-
-class TrainSummary(Loose):
-    name: str | None = None
-    steps: int
-    tokens: int | None = None
-    final_loss: float | None = None
-    wall_seconds: float
-    parameters: int | None = None
-    examples: int | None = None
-    method: str = "sft"
-    teacher_tokens_scored: int | None = None  # on-policy: completion tokens the teacher scored
-
-
-class CurationSummary(Loose):
-    traces: int
-    accepted: int
-    rejected: int
-    acceptance_rate: float
-    rejected_by_reason: dict[str, int]
-    per_source: dict[str, dict[str, float]]
-    tokens_kept: int
-    generation_cost_usd: float | None = None
-    cost_per_accepted_trace_usd: float | None = None
-
-
-class GenerateSummary(Loose):
-    traces: int
-    ok: int
-    failed: int
-    prompt_tokens: int
-    completion_tokens: int
-    wall_seconds: float
-    cost_usd: float | None = None
 
 
 class ReferenceModel(Loose):
@@ -113,7 +60,7 @@ class ModelRun:
     role: Literal["teacher", "student"]
     params: float | None               # parameter count
     dir: Path
-    results: ResultsFile
+    results: Results
     training: TrainingRun | None = None
     continues: str | None = None
     _lengths: dict[str, list[int]] = field(default_factory=dict, repr=False)
@@ -182,8 +129,7 @@ def validated(path: Path, data: Any, model_cls: type[BaseModel]) -> Any:
 
 def load_training(train_dir: str | Path) -> TrainingRun:
     directory = Path(train_dir)
-    summary_path = directory / "train_summary.json"
-    summary = validated(summary_path, read_json(summary_path, "a training run's summary (distill train)"), TrainSummary)
+    summary = TrainSummary.read(directory)
     metrics_path = directory / "metrics.jsonl"
     metrics = []
     if metrics_path.is_file():
@@ -203,8 +149,7 @@ def load_model_run(entry: TeacherEntry, role: Literal["teacher", "student"]) -> 
     directory = Path(entry.eval_dir)
     if not directory.is_dir():
         raise UsageError(f"{directory}: no such directory (expected {LAYOUT})")
-    results_path = directory / "results.json"
-    results = validated(results_path, read_json(results_path, f"results.json of {LAYOUT}"), ResultsFile)
+    results = Results.read(directory)
     training = load_training(entry.train_dir) if getattr(entry, "train_dir", None) else None
     if entry.params_b is not None:
         params = entry.params_b * 1e9
@@ -220,14 +165,9 @@ def load_model_run(entry: TeacherEntry, role: Literal["teacher", "student"]) -> 
 
 def load_curation(curation_dir: str | Path) -> CurationRun:
     directory = Path(curation_dir)
-    path = directory / "curation.json"
-    curation = validated(path, read_json(path, "a curation summary (distill curate): curations name directories like "
-                                               "RUN/curated"), CurationSummary)
-    generation = None
+    curation = CurationSummary.read(directory)
     generation_dir = directory.resolve().parent
-    if (generation_dir / "generate_summary.json").is_file():
-        path = generation_dir / "generate_summary.json"
-        generation = validated(path, read_json(path, "a generation summary (distill generate)"), GenerateSummary)
+    generation = GenerateSummary.read(generation_dir) if (generation_dir / GenerateSummary.FILE).is_file() else None
     return CurationRun(directory.name, directory, generation_dir, curation, generation)
 
 
@@ -270,7 +210,7 @@ def load_inputs(cfg: ReportConfig) -> Inputs:
     benchmarks = cfg.benchmarks or list(teacher.benchmarks)
     missing = [b for b in benchmarks if b not in teacher.benchmarks]
     if missing:
-        raise UsageError(f"{teacher.dir / 'results.json'}: the teacher has no results for {', '.join(missing)} "
+        raise UsageError(f"{teacher.dir / Results.FILE}: the teacher has no results for {', '.join(missing)} "
                          f"(it has: {', '.join(teacher.benchmarks)})")
     curations = [load_curation(path) for path in cfg.curations]
     names = [run.name for run in curations]

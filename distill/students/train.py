@@ -7,7 +7,6 @@ resume, manifest, progress and summary are the same for all three.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PrinterCallback
 
 from distill.errors import UsageError
-from distill.io import atomic_write_json, read_jsonl, replace_dir, staging_dir_for
+from distill.io import read_jsonl, replace_dir, staging_dir_for
 from distill.progress import fmt_count, fmt_duration, say
 from distill.runs import Run
 from distill.students import chat
@@ -25,6 +24,7 @@ from distill.students.checkpoints import last_complete_checkpoint
 from distill.students.config import StudentConfig
 from distill.students import teachers
 from distill.students.data import content_digest, load_messages
+from distill.students.summary import TrainSummary
 from distill.students.kd import KD_COLUMNS, KDCollator, KDTrainer, tokenize_kd
 from distill.students.onpolicy import OnPolicyTrainer, prompts_dataset
 
@@ -202,7 +202,7 @@ def prepare(cfg: StudentConfig) -> Prepared:
     if setup.pad_token:
         tokenizer.pad_token = setup.pad_token  # TRL mirrors it onto the model config
     run = Run(run_dir, "train", cfg, fingerprint(cfg, content_digest(dataset)))
-    if run.completed() and (run_dir / "train_summary.json").is_file():
+    if run.completed() and (run_dir / TrainSummary.FILE).is_file():
         return Prepared(None, run, dataset, None)  # trained already: a rerun changes nothing
     teacher = teachers.resolve(cfg, tokenizer) if cfg.method != "sft" else None
     run.start()
@@ -244,10 +244,10 @@ def train(cfg: StudentConfig) -> Path:
     prepared = prepare(cfg)
     trainer, run_dir = prepared.trainer, Path(cfg.run_dir)
     if trainer is None:
-        summary = json.loads((run_dir / "train_summary.json").read_text(encoding="utf-8"))
-        say(f"[train {cfg.name}] already trained in {run_dir}: {summary['steps']} steps -> {summary['model']} "
+        done = TrainSummary.read(run_dir)
+        say(f"[train {cfg.name}] already trained in {run_dir}: {done.steps} steps -> {done.model} "
             f"(delete {run_dir} to train again)")
-        return Path(summary["model"])
+        return Path(done.model)
     if prepared.checkpoint:
         say(f"[train {cfg.name}] resuming from {prepared.checkpoint}")
     result = trainer.train(resume_from_checkpoint=str(prepared.checkpoint) if prepared.checkpoint else None)
@@ -257,34 +257,25 @@ def train(cfg: StudentConfig) -> Path:
     metrics = read_jsonl(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").exists() else []
     logged_tokens = [r["num_tokens"] for r in metrics if "num_tokens" in r]
     tokens = trainer.state.num_input_tokens_seen or (int(logged_tokens[-1]) if logged_tokens else None)
-    summary = {
-        "name": cfg.name,
-        "model": str(final),
-        "steps": trainer.state.global_step,
-        "train_loss": result.training_loss,
-        "final_loss": round(metrics[-1]["loss"], 4) if metrics else None,
-        "tokens": tokens,
-        "examples": len(prepared.dataset),
-        "wall_seconds": round(wall, 1),
-        "resumed_from": str(prepared.checkpoint) if prepared.checkpoint else None,
-        "parameters": sum(p.numel() for p in trainer.model.parameters()),
-        "lora": cfg.lora.enabled,
-        "world_size": trainer.args.world_size,
-        "method": cfg.method,
-    }
+    summary = TrainSummary(
+        name=cfg.name, model=str(final), steps=trainer.state.global_step, train_loss=result.training_loss,
+        final_loss=round(metrics[-1]["loss"], 4) if metrics else None, tokens=tokens, examples=len(prepared.dataset),
+        wall_seconds=round(wall, 1), resumed_from=str(prepared.checkpoint) if prepared.checkpoint else None,
+        parameters=sum(p.numel() for p in trainer.model.parameters()), lora=cfg.lora.enabled,
+        world_size=trainer.args.world_size, method=cfg.method)
     if cfg.method == "on-policy":
-        summary.update(teacher=cfg.teacher.served_model_name or cfg.teacher.model or cfg.teacher.serve,
-                       teacher_tokens_scored=trainer.teacher_tokens, off_policy_batches=trainer.off_policy_batches)
+        summary.teacher = cfg.teacher.served_model_name or cfg.teacher.model or cfg.teacher.serve
+        summary.teacher_tokens_scored, summary.off_policy_batches = trainer.teacher_tokens, trainer.off_policy_batches
         if trainer.scorer is not None:
             trainer.scorer.close()
     elif cfg.method == "kd":
-        summary.update(teacher=cfg.teacher.model or cfg.teacher.tokenizer)
+        summary.teacher = cfg.teacher.model or cfg.teacher.tokenizer
     if not trainer.accelerator.is_main_process:
         return final
-    atomic_write_json(run_dir / "train_summary.json", summary)
-    prepared.run.finish(steps=summary["steps"], tokens=tokens, examples=len(prepared.dataset))
-    say(f"[train {cfg.name}] done: {summary['steps']} steps, {fmt_count(tokens or 0)} tokens, "
-        f"final loss {summary['final_loss']}, {fmt_duration(wall)} -> {final}")
+    summary.write(run_dir)
+    prepared.run.finish(steps=summary.steps, tokens=tokens, examples=len(prepared.dataset))
+    say(f"[train {cfg.name}] done: {summary.steps} steps, {fmt_count(tokens or 0)} tokens, "
+        f"final loss {summary.final_loss}, {fmt_duration(wall)} -> {final}")
     return final
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from distill.engines import SamplingParams, make_engine
 from distill.errors import DistillError, UsageError
-from distill.io import atomic_write_json
 from distill.progress import fmt_count, fmt_duration, say
 from distill.runs import Run
 from distill.teacher.config import GenerateConfig
+from distill.teacher.summary import GenerateSummary
 from distill.teacher.prompts import Prompt, load_prompts, source_name
 from distill.shards import ShardWriter
 from distill.traces import (SCHEMA, Trace, done_pairs, find_damaged, latest_rows, move_aside, prompt_digest,
@@ -149,15 +149,15 @@ def generate(cfg: GenerateConfig) -> Path:
     except BaseException:
         run.finish(status="failed")
         raise
-    failed, total = summary["failed"], summary["traces"]
+    failed, total = summary.failed, summary.traces
     too_many = failed > 0 and failed > cfg.max_failed_fraction * total
     run.finish(status="failed" if too_many else "completed",
-               **{k: summary[k] for k in ("traces", "ok", "failed", "prompt_tokens", "completion_tokens")})
+               **summary.model_dump(include={"traces", "ok", "failed", "prompt_tokens", "completion_tokens"}))
     if too_many:
-        reason = max(summary["errors"].items(), key=lambda item: item[1])[0] if summary["errors"] else "?"
+        reason = max(summary.errors.items(), key=lambda item: item[1])[0] if summary.errors else "?"
         raise DistillError(f"{failed} of {total} samples still failed after retries (more than max_failed_fraction "
                            f"{cfg.max_failed_fraction:g}); most often: {reason}; rerun the same command to retry only "
-                           f"the failed samples (the {summary['ok']} done are kept)")
+                           f"the failed samples (the {summary.ok} done are kept)")
     return traces_dir
 
 
@@ -176,12 +176,12 @@ def _run(cfg: GenerateConfig, prompts: list[Prompt], traces_dir: Path) -> dict:
         f"({cfg.engine.kind})")
     progress = asyncio.run(_generate(cfg, prompts, todo, already, traces_dir))
     summary = summarize(cfg, traces_dir, {p.id for p in prompts}, time.time() - started)
-    summary["tokens_per_second"] = round(progress.tokens / max(time.time() - progress.start, 1e-9), 1)
-    atomic_write_json(Path(cfg.run_dir) / "generate_summary.json", summary)
-    say(f"[generate {cfg.name}] done: {summary['ok']} ok, {summary['failed']} failed of {summary['traces']} "
-        f"({len(prompts)} prompts x {cfg.sampling.n}); finish {dict(summary['finish_reasons'])}; "
-        f"tokens in {fmt_count(summary['prompt_tokens'])} out {fmt_count(summary['completion_tokens'])}; "
-        f"{fmt_duration(summary['wall_seconds'])}; est. cost ${summary['cost_usd']:.2f} -> {traces_dir}")
+    summary.tokens_per_second = round(progress.tokens / max(time.time() - progress.start, 1e-9), 1)
+    summary.write(cfg.run_dir)
+    say(f"[generate {cfg.name}] done: {summary.ok} ok, {summary.failed} failed of {summary.traces} "
+        f"({len(prompts)} prompts x {cfg.sampling.n}); finish {summary.finish_reasons}; "
+        f"tokens in {fmt_count(summary.prompt_tokens)} out {fmt_count(summary.completion_tokens)}; "
+        f"{fmt_duration(summary.wall_seconds)}; est. cost ${summary.cost_usd:.2f} -> {traces_dir}")
     return summary
 
 
@@ -226,7 +226,7 @@ def repair(cfg: GenerateConfig, traces_dir: Path) -> None:
         say(f"[generate {cfg.name}] repair: no damaged shard in {traces_dir}")
 
 
-def summarize(cfg: GenerateConfig, traces_dir: Path, prompt_ids: set[str], wall: float) -> dict:
+def summarize(cfg: GenerateConfig, traces_dir: Path, prompt_ids: set[str], wall: float) -> GenerateSummary:
     columns = ["prompt_id", "status", "error", "finish_reason", "prompt_tokens", "completion_tokens"]
     rows = [r for r in latest_rows(traces_dir, columns) if r["prompt_id"] in prompt_ids]
     ok = [r for r in rows if r["status"] == "ok"]
@@ -240,10 +240,9 @@ def summarize(cfg: GenerateConfig, traces_dir: Path, prompt_ids: set[str], wall:
         cost = wall / 3600 * c.gpus * c.gpu_hour_usd
     else:
         cost = 0.0
-    return {
-        "traces": len(rows), "ok": len(ok), "failed": len(rows) - len(ok),
-        "finish_reasons": dict(Counter(r["finish_reason"] or "none" for r in ok)),
-        "errors": dict(Counter((r["error"] or "")[:120] for r in rows if r["status"] != "ok")),
-        "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-        "wall_seconds": round(wall, 1), "cost_usd": round(cost, 4),
-    }
+    return GenerateSummary(
+        traces=len(rows), ok=len(ok), failed=len(rows) - len(ok),
+        finish_reasons=dict(Counter(r["finish_reason"] or "none" for r in ok)),
+        errors=dict(Counter((r["error"] or "")[:120] for r in rows if r["status"] != "ok")),
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, wall_seconds=round(wall, 1),
+        cost_usd=round(cost, 4))

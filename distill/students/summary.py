@@ -1,0 +1,27 @@
+"""train_summary.json: what a training run did (written by `distill train`, read by the report and reruns)."""
+
+from __future__ import annotations
+
+from distill.runs import Summary
+
+
+class TrainSummary(Summary):
+    FILE = "train_summary.json"
+    WRITER = "distill train"
+
+    name: str | None = None
+    model: str | None = None  # the final model directory
+    steps: int
+    train_loss: float | None = None
+    final_loss: float | None = None
+    tokens: int | None = None
+    examples: int | None = None
+    wall_seconds: float
+    resumed_from: str | None = None
+    parameters: int | None = None
+    lora: bool = False
+    world_size: int = 1
+    method: str = "sft"
+    teacher: str | None = None  # kd and on-policy
+    teacher_tokens_scored: int | None = None  # on-policy: completion tokens the teacher scored
+    off_policy_batches: int | None = None  # on-policy: batches trained on the teacher's trace (lmbda < 1)
