@@ -32,7 +32,7 @@ class NearDedup(Section):
     num_perm: int = Field(default=64, ge=16)
 
 
-class Benchmark(Section):
+class DecontaminationSet(Section):
     name: str
     source: str  # a local .jsonl / .json file (tests use ../shared/data) or a Hub dataset id
     field: str = "problem"
@@ -49,7 +49,7 @@ class Decontamination(Section):
     boilerplate_problems: int = Field(default=3, ge=2)
     suites: list[str] = Field(default_factory=list)  # eval suites (eval/suites/*.yaml): every benchmark of each
     local_files: dict[str, str] = Field(default_factory=dict)  # suite benchmark name -> local copy (offline)
-    benchmarks: list[Benchmark] = Field(default_factory=list)  # more, one by one
+    benchmarks: list[DecontaminationSet] = Field(default_factory=list)  # more, one by one
 
 
 class Selection(Section):

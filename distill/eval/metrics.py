@@ -70,14 +70,14 @@ def bootstrap_ci(values: Sequence[float], resamples: int = 10_000, confidence: f
 
 
 @dataclass(frozen=True)
-class PairedDifference:
+class BootstrapDifference:
     mean: float  # mean over problems of A's score minus B's
     ci95: tuple[float, float]
     share_le_0: float  # share of resamples where A is not better than B (a one-sided bootstrap p-value)
 
 
 def paired_bootstrap(a: Sequence[float], b: Sequence[float], resamples: int = 10_000, confidence: float = 0.95,
-                     seed: int = 0) -> PairedDifference:
+                     seed: int = 0) -> BootstrapDifference:
     """A minus B on the same problems (a[i], b[i] are problem i's scores), problems resampled jointly."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
@@ -86,7 +86,7 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], resamples: int = 10
     means = bootstrap_means(differences, resamples, seed)
     tail = (1 - confidence) / 2
     lo, hi = np.quantile(means, [tail, 1 - tail])
-    return PairedDifference(float(differences.mean()), (float(lo), float(hi)), float(np.mean(means <= 0)))
+    return BootstrapDifference(float(differences.mean()), (float(lo), float(hi)), float(np.mean(means <= 0)))
 
 
 @lru_cache(maxsize=65536)
