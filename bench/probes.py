@@ -299,6 +299,11 @@ def generate_config(ctx: Ctx, url: str | None = None, prompts: Path | None = Non
            "engine": engine(url or f"http://127.0.0.1:{free_port()}/v1"),
            "sampling": {"n": N_SAMPLES, "max_tokens": 64, "seed": 0}, "flush_every": 4,
            "curate": {"workers": 1, "decontamination": {"enabled": False}}}
+    return with_extra(cfg, extra)
+
+
+def with_extra(cfg: dict, extra: dict) -> dict:
+    """`cfg` with `extra` laid over it: `section__key` sets cfg[section][key]."""
     for key, value in extra.items():
         section, _, sub = key.partition("__")
         if sub:
@@ -343,13 +348,7 @@ def copy_run(ctx: Ctx, answers: bool = True, **extra) -> dict:
     shutil.copytree(home / "run", ctx.dir / "run", symlinks=True)
     shutil.copy(home / "prompts.jsonl", ctx.dir / "prompts.jsonl")
     cfg = yaml.safe_load((home / "run.yaml").read_text())  # its paths are relative: the same in the copy
-    for key, value in extra.items():
-        section, _, sub = key.partition("__")
-        if sub:
-            cfg.setdefault(section, {})[sub] = value
-        else:
-            cfg[key] = value
-    write_yaml(ctx.dir / "run.yaml", cfg)
+    write_yaml(ctx.dir / "run.yaml", with_extra(cfg, extra))
     return cfg
 
 

@@ -13,6 +13,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from distill.errors import UsageError
+from distill.io import read_utf8
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -103,16 +104,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"{path}: is a directory, not a config file")
     if not path.is_file():
         raise UsageError(f"{path}: no such config file")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the config: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise UsageError(f"{path}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}); "
-                         "save the config as UTF-8") from None
+    text = read_utf8(path, "", "save the config as UTF-8")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -85,6 +85,24 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def read_utf8(path: str | Path, what: str, advice: str) -> str:
+    """The text of `path`; UsageError naming `what` (a config key, or "" for the file alone), the file, the
+    line and the column of the first byte that is not UTF-8, then `advice`."""
+    path = Path(path)
+    prefix = f"{what}: " if what else ""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{prefix}{path}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise UsageError(f"{prefix}{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at column {column}); "
+                         f"{advice}") from None
+
+
 def text_lines(path: str | Path):
     """(line number, text) for each line of a UTF-8 file; a missing file, a directory or bytes that are not
     UTF-8 raise UsageError naming the file and the line."""

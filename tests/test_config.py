@@ -103,7 +103,7 @@ def test_a_config_that_is_not_utf8_is_one_line_naming_file_and_line_for_every_st
     result = run_cli(stage, path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
-        f"error: {path}:2: not UTF-8 text (byte 0xe9 at offset 13); save the config as UTF-8"]
+        f"error: {path}:2: not UTF-8 text (byte 0xe9 at column 6); save the config as UTF-8"]
 
 
 @pytest.mark.parametrize("override, module", [

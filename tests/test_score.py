@@ -179,17 +179,21 @@ def test_progress_lines_for_long_files(monkeypatch):
     assert lines[0].startswith("[score] 1/10 (10%) eta ") and lines[-1].startswith("[score] 10/10 (100%)")
 
 
+@pytest.mark.parametrize("command, line", [
+    ("score", {"response": R + "\\boxed{9}", "answer": "9"}),
+    ("verify-code", {"code": "x = 1", "tests": ["assert x == 1"]}),
+])
 @pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
-def test_out_equal_to_the_input_is_refused(tmp_path, link):
-    path = tmp_path / "gens.jsonl"
-    write_jsonl(path, [{"response": R + "\\boxed{9}", "answer": "9"}])
+def test_out_equal_to_the_input_is_refused(tmp_path, command, line, link):
+    path = tmp_path / "in.jsonl"
+    write_jsonl(path, [line])
     before = path.read_bytes()
     out = path if link == "same" else tmp_path / "out.jsonl"
     if link == "symlink":
         out.symlink_to(path)
     elif link == "hardlink":
         out.hardlink_to(path)
-    result = run_cli("score", path, "--out", out)
+    result = run_cli(command, path, "--out", out)
     assert result.returncode == 2 and result.stderr == f"error: --out {out} is the input {path}: writing the output " \
         "would destroy the input; choose another --out\n"
     assert path.read_bytes() == before

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import load_dataset
 
+from distill.io import read_utf8
 from distill.config import looks_like_local_path
 from distill.errors import UsageError
 from distill.progress import say
@@ -72,17 +73,7 @@ def read_local(path: Path) -> list[tuple[str, dict]]:
             return [(f"{path}: row {i}", row) for i, row in enumerate(pq.read_table(path).to_pylist())]
         except (pa.ArrowException, OSError) as exc:
             raise UsageError(f"prompts.source: {path}: not a readable parquet file ({str(exc).splitlines()[0]})") from None
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"prompts.source: cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise UsageError(f"prompts.source: {path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at column {column}); "
-                         "save the file as UTF-8") from None
+    text = read_utf8(path, "prompts.source", "save the file as UTF-8")
     if path.suffix == ".json" and text.lstrip().startswith("["):
         try:
             items = json.loads(text)
