@@ -62,7 +62,7 @@ def test_engine_processes_run_at_lower_priority_than_the_api_front_end(vllm_serv
     import psutil
 
     _, _, run_dir = vllm_server
-    server = psutil.Process(int((run_dir / "toy-cpu.pid").read_text()))
+    server = psutil.Process(json.loads((run_dir / "toy-cpu.pid").read_text())["pid"])  # the PID file records pid, start, cmdline
     engine = server.children(recursive=True)
     assert server.nice() == 0
     assert engine and all(child.nice() == 10 for child in engine)
