@@ -1184,7 +1184,7 @@ def eval_probes() -> list[Probe]:
 
     def model_dir_without_config(ctx: Ctx, cfg: dict) -> None:
         (ctx.dir / "model").mkdir()
-        cfg["model"]["path"] = str(ctx.dir / "model")
+        cfg["model"]["name_or_path"] = str(ctx.dir / "model")
 
     return [
         Probe("eval-unknown-task", suite(bench(task="no_such_task")), needle=("no_such_task",), timeout=90),
