@@ -68,6 +68,24 @@ def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
 S = TypeVar("S", bound="Summary")
 
 
+def read_json(path: Path, expected: str) -> Any:
+    """The JSON in `path`; UsageError naming the file and `expected` when it is missing or not JSON."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file (expected {expected})")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: not valid JSON ({str(exc).splitlines()[0]}); expected {expected}") from None
+
+
+def validated(path: Path, data: Any, model_cls: type[BaseModel]) -> Any:
+    """`data` (read from `path`) as `model_cls`; UsageError naming the file and the key at fault."""
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(describe_error(path, exc, model_cls)) from None
+
+
 class Summary(BaseModel):
     """A stage's summary file (`FILE` in its run directory): the stage writes it, the report and reruns read it.
 
@@ -84,17 +102,7 @@ class Summary(BaseModel):
     def read(cls: type[S], directory: str | Path) -> S:
         """The summary in `directory`; UsageError naming the file when it is missing, not JSON or not this shape."""
         path = Path(directory) / cls.FILE
-        expected = f"{cls.FILE} as {cls.WRITER} writes it"
-        if not path.is_file():
-            raise UsageError(f"{path}: no such file (expected {expected})")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{path}: not valid JSON ({str(exc).splitlines()[0]}); expected {expected}") from None
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise UsageError(describe_error(path, exc, cls)) from None
+        return validated(path, read_json(path, f"{cls.FILE} as {cls.WRITER} writes it"), cls)
 
 
 def check_replaceable(directory: str | Path, stage: str, key: str) -> None:

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from distill.config import describe_error, read_yaml
+from distill.config import read_yaml
 from distill.errors import UsageError
 from distill.curate.summary import CurationSummary
 from distill.eval.results import BenchmarkResult, Results
 from distill.report.config import ReportConfig, TeacherEntry
+from distill.runs import read_json, validated
 from distill.students.summary import TrainSummary
 from distill.teacher.summary import GenerateSummary
 
@@ -109,22 +110,6 @@ class Inputs:
 
     def model(self, name: str) -> ModelRun:
         return next(m for m in self.models if m.name == name)
-
-
-def read_json(path: Path, expected: str) -> Any:
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file (expected {expected})")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not valid JSON ({str(exc).splitlines()[0]}); expected {expected}") from None
-
-
-def validated(path: Path, data: Any, model_cls: type[BaseModel]) -> Any:
-    try:
-        return model_cls.model_validate(data)
-    except ValidationError as exc:
-        raise UsageError(describe_error(path, exc, model_cls)) from None
 
 
 def load_training(train_dir: str | Path) -> TrainingRun:
