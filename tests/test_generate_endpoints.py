@@ -3,7 +3,6 @@ outage counts decay with successes, and hosted APIs without /health are checked 
 The flaky servers are FAKES (tests/fake_openai.py): a real server cannot be made to fail on cue."""
 
 import asyncio
-import time
 
 from distill.engines import SamplingParams
 from distill.engines.openai import OUTAGE_DECAY_SUCCESSES, OpenAIEngine
@@ -20,11 +19,12 @@ def engine_cfg(*urls, **over):
 
 
 def test_a_lone_flaky_endpoint_is_put_back_when_healthy_not_after_its_cooldown():
-    # 30% of answers are 500s, three in a row each time: the endpoint is taken out three times. Each outage used to
-    # idle the run for the whole cooldown (10 s, then 20 s, 40 s); now a health check puts it back within moments.
+    # 30% of answers are 500s, three in a row each time: the endpoint is taken out. Each outage used to idle the run
+    # for the whole cooldown; now a health check puts it back. With an hour's cooldown, only that can finish the run
+    # (the two-minute bound only keeps a regression from hanging the suite: nothing here measures speed).
     faults = (["500"] * 3 + ["ok"] * 7) * 3
     with FakeOpenAIServer(faults) as server:
-        engine = OpenAIEngine(engine_cfg(server.base_url, endpoint_cooldown_s=10))
+        engine = OpenAIEngine(engine_cfg(server.base_url, endpoint_cooldown_s=3600))
 
         async def go():
             try:
@@ -32,12 +32,9 @@ def test_a_lone_flaky_endpoint_is_put_back_when_healthy_not_after_its_cooldown()
             finally:
                 await engine.close()
 
-        start = time.monotonic()
-        results = asyncio.run(go())
-        elapsed = time.monotonic() - start
+        results = asyncio.run(asyncio.wait_for(go(), timeout=120))
     assert all(r.completions[0].text for r in results)
     assert engine.endpoints[0].outages >= 1 and "/health" in server.health_checks
-    assert elapsed < 5, f"{elapsed:.1f}s: the run sat idle through cooldowns"
 
 
 def test_an_endpoint_taken_out_is_put_back_after_its_cooldown_and_its_outage_count_decays(capsys):
