@@ -125,11 +125,13 @@ def test_a_setting_whose_package_is_missing_is_one_line_before_training(tmp_path
 
 
 @pytest.mark.parametrize("override", ["curate.sandbox.timeout_s=0", "curate.sandbox.memory_mb=-1", "curate.workers=0"])
-def test_sandbox_limits_and_workers_below_one_are_refused(override):
+def test_sandbox_limits_and_workers_below_one_are_refused(tmp_path, override):
     from distill.teacher.config import GenerateConfig
 
+    prompts = tmp_path / "prompts.jsonl"  # the recipe's own prompts exist only after the demo built its world
+    prompts.write_text('{"prompt": "1+1?", "answer": "2"}\n')
     with pytest.raises(UsageError, match=rf"{override.split('=')[0]}: Input should be greater than"):
-        load_config(ROOT / "teacher" / "runs" / "toy.yaml", GenerateConfig, [override])
+        load_config(ROOT / "teacher" / "runs" / "toy.yaml", GenerateConfig, [override, f"prompts.source={prompts}"])
 
 
 def test_a_directory_given_as_config_or_output_is_named_as_such(tmp_path):
