@@ -116,6 +116,24 @@ def cmd_curate(args) -> None:
     curate(load_config(args.config, GenerateConfig, args.overrides))
 
 
+def cmd_mix(args) -> None:
+    from distill.students.mixture import run_mix_command
+
+    run_mix_command(args.config, args.overrides)
+
+
+def cmd_prompts(args) -> None:
+    from distill.teacher.pool import run_prompts_command
+
+    run_prompts_command(args.config, args.overrides)
+
+
+def cmd_plan(args) -> None:
+    from distill.plan import run_plan_command
+
+    run_plan_command(args.config, args.overrides)
+
+
 def cmd_report(args) -> None:
     from distill.config import load_config
     from distill.report import ReportConfig, build_report
@@ -167,6 +185,12 @@ COMMANDS = {
     "generate": (cmd_generate, "sample k traces per prompt from the teacher (resumable)", "teacher/runs/<run>.yaml"),
     "curate": (cmd_curate, "verify, filter, dedup and decontaminate traces into the SFT set", "teacher/runs/<run>.yaml"),
     "train": (cmd_train, "train a student with TRL: sft, kd on stored logprobs, or on-policy from a teacher", "students/<run>.yaml"),
+    "mix": (cmd_mix, "write a weighted mixture of several SFT sources as one dataset, reused by several students",
+            "students/mixtures/<mix>.yaml"),
+    "prompts": (cmd_prompts, "merge prompt pools into one, deduplicated across sources (exact and MinHash)",
+                "teacher/pools/<pool>.yaml"),
+    "plan": (cmd_plan, "what a training or generation run will cost before it starts: memory per GPU, GPU-hours",
+             "students/<run>.yaml"),
     "eval": (cmd_eval, "evaluate one model on a benchmark suite (lm-eval, R1 protocol): model=PATH", "eval/suites/r1.yaml"),
     "report": (cmd_report, "turn eval, curation and training runs into report.md and report.html", "eval/report.yaml"),
     "demo": (cmd_demo, "the whole toy pipeline: teacher, curation, students (sft, on-policy), eval, report", "configs/demo.yaml"),
