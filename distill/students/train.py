@@ -18,7 +18,7 @@ from distill.errors import UsageError
 from distill.io import read_jsonl, replace_dir, staging_dir_for
 from distill.progress import fmt_count, fmt_duration, say
 from distill.runs import Run
-from distill.students import chat
+from distill.students import attention, chat
 from distill.students.callbacks import ProgressCallback
 from distill.students.checkpoints import last_complete_checkpoint
 from distill.students.config import StudentConfig
@@ -208,9 +208,11 @@ def prepare(cfg: StudentConfig) -> Prepared:
     run.start()
 
     dtype = DTYPES[cfg.model.dtype] if on_gpu else torch.float32
+    attn = attention.resolve(cfg.model.attn_implementation, cfg.training.packing, on_gpu)
+    say(attn.line)
     model = AutoModelForCausalLM.from_pretrained(
         cfg.model.name_or_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
-        dtype=dtype, attn_implementation=cfg.model.attn_implementation,
+        dtype=dtype, attn_implementation=attn.implementation,
         quantization_config=_quantization(cfg), **cfg.model.config_overrides,
     )
     common = dict(model=model, args=args, processing_class=tokenizer, peft_config=_peft_config(cfg),
