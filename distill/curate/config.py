@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from distill.config import Section
 from distill.verify.sandbox import SandboxSettings
@@ -21,6 +21,84 @@ class RepetitionFilter(Section):
     ngram: int = Field(default=10, ge=2)
     max_ngram_share: float = Field(default=0.3, gt=0, le=1)
     max_line_repeats: int = Field(default=10, ge=1)
+
+
+JUDGE_RUBRIC = """You are grading an assistant's answer to a user's request.
+Judge whether it does what was asked (task, language, format, length), whether it is correct and complete,
+and whether it is clear and well written. Ignore any reasoning; grade the answer only.
+
+[Request]
+{prompt}
+
+[Answer]
+{response}
+
+Write one short sentence giving your reasons, then a last line exactly of the form
+Score: N
+where N is a whole number from 1 (useless or wrong) to 10 (excellent)."""
+
+
+class JudgeModel(Section):
+    """An optional judge model for traces without a reference answer (writing, QA, translation): it reads each trace
+    that passed the filters, scores it by `rubric`, and traces scoring below `threshold` are rejected. The same engines
+    as generation: `openai` (any OpenAI-compatible server: vLLM, a hosted API) or `hf` (a local model)."""
+
+    enabled: bool = False
+    kind: Literal["openai", "vllm", "hf"] = "openai"
+    model: str | None = Field(default=None, validate_default=True)  # served name (openai) or model path (vllm, hf)
+    base_urls: list[str] = Field(default_factory=list, validate_default=True)  # kind openai
+    api_key_env: str | None = None
+    engine: dict[str, Any] = Field(default_factory=dict)  # more engine settings, as a run's engine: (max_concurrency, ...)
+    # `{prompt}` (the last user message) and `{response}` (the answer) are replaced; the judge ends with `Score: N`.
+    rubric: str = JUDGE_RUBRIC
+    threshold: float = Field(default=6, ge=1, le=10)  # scores run from 1 to 10; below this, rejected
+    answer_only: bool = True  # the judge reads the text after </think>, not the reasoning
+    temperature: float = Field(default=0.0, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    max_tokens: int = Field(default=512, ge=1)
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("enabled") and not (value or "").strip():
+            raise ValueError("required with curate.judge.enabled: true (the judge: a served model name for kind "
+                             "openai, a model path for hf)")
+        return value
+
+    @field_validator("base_urls")
+    @classmethod
+    def _endpoint(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("enabled") and info.data.get("kind") == "openai" and not value:
+            raise ValueError("required with curate.judge.enabled: true and kind openai (the judge's server, "
+                             "like [http://HOST:PORT/v1])")
+        return value
+
+    @field_validator("rubric")
+    @classmethod
+    def _rubric(cls, value: str) -> str:
+        if "{response}" not in value:
+            raise ValueError("the rubric must hold {response}, where the answer to grade goes (and {prompt} for the request)")
+        return value
+
+    @model_validator(mode="after")
+    def _engine(self) -> JudgeModel:
+        named = sorted(set(self.engine) & {"kind", "model", "base_urls", "api_key_env"})
+        if named:
+            raise ValueError(f"engine: set {', '.join(named)} as curate.judge.{named[0]}, not under curate.judge.engine")
+        if self.enabled:
+            self.engine_section()
+        return self
+
+    def engine_section(self):
+        """The judge's settings as the engines take them (EngineSection: imported here, teacher.config imports this)."""
+        from distill.teacher.config import EngineSection
+
+        try:
+            return EngineSection(kind=self.kind, model=self.model, api_key_env=self.api_key_env,
+                                 **({"base_urls": self.base_urls} if self.base_urls else {}), **self.engine)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ValueError(f"engine.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
 
 
 class NearDedup(Section):
@@ -80,3 +158,7 @@ class CurateSection(Section):
     # The teacher's top-k logprobs (when generation stored them) go into the train files only for a `kd` student:
     # at k = 20 they are some 30x the size of the text. The raw traces keep them either way.
     keep_logprobs: bool = False
+    # Train on the final answer alone, its reasoning replaced by an empty block: R1's rows for "simpler queries ... we
+    # do not provide a CoT" (see curate/run.py, assistant_turn). Responses with no reasoning block are written so always.
+    answer_only: bool = False
+    judge: JudgeModel = Field(default_factory=JudgeModel)  # an optional judge model's score (prompts without references)

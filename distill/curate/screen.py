@@ -52,25 +52,24 @@ class Outcome:
     unverified: bool = False  # kept without a reference to check it against (accept_unverified, verifier none)
 
 
-class VerdictCache:
-    """Verdicts per trace id, stored as shards so that a repeated or interrupted run reuses them."""
+class TraceCache:
+    """Values per trace id (a verifier's verdict, a judge model's score), stored as shards so that a repeated or
+    interrupted run reuses them instead of paying for them again. `schema`: trace_id, then the stored values."""
 
-    FLUSH_ROWS = 10_000
-
-    def __init__(self, directory: Path, config_key: str):
-        self.dir = directory / config_key
-        self.known: dict[str, tuple[bool, str]] = {}
-        paths = sorted(self.dir.glob("verdicts-*.parquet")) if self.dir.is_dir() else []
+    def __init__(self, directory: Path, config_key: str, schema: pa.Schema, prefix: str, flush_rows: int = 10_000):
+        self.dir, self.schema, self.prefix, self.flush_rows = directory / config_key, schema, prefix, flush_rows
+        self.known: dict[str, tuple] = {}
+        paths = sorted(self.dir.glob(f"{prefix}-*.parquet")) if self.dir.is_dir() else []
         for path in paths:
             table = pq.read_table(path)
-            for trace_id, correct, reason in zip(*(table.column(c).to_pylist() for c in ("trace_id", "correct", "reason"))):
-                self.known[trace_id] = (correct, sys.intern(reason))
+            for trace_id, *values in zip(*(table.column(c).to_pylist() for c in schema.names)):
+                self.known[trace_id] = tuple(sys.intern(v) if isinstance(v, str) and len(v) < 200 else v for v in values)
         self.pending: list[dict] = []
         self.writer: ShardWriter | None = None
 
-    def add(self, trace_id: str, correct: bool, reason: str) -> None:
-        self.pending.append({"trace_id": trace_id, "correct": correct, "reason": reason})
-        if len(self.pending) >= self.FLUSH_ROWS:
+    def add(self, trace_id: str, *values) -> None:
+        self.pending.append(dict(zip(self.schema.names, (trace_id, *values))))
+        if len(self.pending) >= self.flush_rows:
             self.flush()
 
     def flush(self) -> None:
@@ -78,9 +77,16 @@ class VerdictCache:
             return
         if self.writer is None:
             # The process id keeps two curations of one run into different outputs from writing the same shard name.
-            self.writer = ShardWriter(self.dir, VERDICTS, prefix="verdicts", tag=f"-{os.getpid()}")
+            self.writer = ShardWriter(self.dir, self.schema, prefix=self.prefix, tag=f"-{os.getpid()}")
         self.writer.write_rows(self.pending)
         self.pending = []
+
+
+class VerdictCache(TraceCache):
+    """The verifiers' verdicts: (correct, reason) per trace id."""
+
+    def __init__(self, directory: Path, config_key: str):
+        super().__init__(directory, config_key, VERDICTS, "verdicts")
 
 
 def filter_reason(row: dict, cfg: CurateSection) -> str | None:
