@@ -131,7 +131,7 @@ def cmd_prompts(args) -> None:
 def cmd_plan(args) -> None:
     from distill.plan import run_plan_command
 
-    run_plan_command(args.config, args.overrides)
+    run_plan_command(args.config, args.overrides, args)
 
 
 def cmd_report(args) -> None:
@@ -208,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("config", metavar="CONFIG", help=f"YAML config, e.g. {example}")
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. training.max_steps=10")
         p.set_defaults(func=func)
+        if name == "plan":
+            from distill.plan import add_arguments
+
+            add_arguments(p)
     serve = sub.add_parser("serve", help="start the teacher's vLLM server and wait until it answers",
                            description="start the teacher's vLLM server and wait until it answers")
     serve.add_argument("config", metavar="CONFIG", help="serving recipe, e.g. teacher/deepseek-r1-8xh200.yaml")
