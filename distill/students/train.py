@@ -20,7 +20,7 @@ from distill.progress import fmt_count, fmt_duration, say
 from distill.runs import Run
 from distill.students import attention, chat
 from distill.students.callbacks import ProgressCallback
-from distill.students.checkpoints import last_complete_checkpoint
+from distill.students.checkpoints import check_disk_for_checkpoints, last_complete_checkpoint, write_failures_explained
 from distill.students.config import StudentConfig
 from distill.students import teachers
 from distill.students.data import content_digest, load_messages
@@ -237,6 +237,9 @@ def prepare(cfg: StudentConfig) -> Prepared:
         trainer = OnPolicyTrainer(teacher_model=teacher.model, train_dataset=prompts_dataset(dataset, cfg.data.source),
                                   lmbda=d.lmbda, scorer=teacher.scorer, tail=d.tail, **common)
     trainer.remove_callback(PrinterCallback)  # our ProgressCallback prints instead of raw log dicts
+    if trainer.accelerator.is_main_process:  # a full disk is one line now, not a torch.save error at the first checkpoint
+        check_disk_for_checkpoints(args.output_dir, trainer.model, args.save_steps, args.max_steps, args.save_total_limit,
+                                   fp32_states=trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled)
     return Prepared(trainer, run, dataset, last_complete_checkpoint(args.output_dir))
 
 
@@ -252,7 +255,8 @@ def train(cfg: StudentConfig) -> Path:
         return Path(done.model)
     if prepared.checkpoint:
         say(f"[train {cfg.name}] resuming from {prepared.checkpoint}")
-    result = trainer.train(resume_from_checkpoint=str(prepared.checkpoint) if prepared.checkpoint else None)
+    with write_failures_explained(run_dir / "checkpoints"):
+        result = trainer.train(resume_from_checkpoint=str(prepared.checkpoint) if prepared.checkpoint else None)
 
     final = save_final(trainer, cfg, run_dir)
     wall = time.time() - started
