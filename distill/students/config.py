@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from distill.config import HubIdOrPath, Section
 
@@ -26,14 +26,79 @@ class ModelSection(Section):
     config_overrides: dict[str, Any] = Field(default_factory=dict)
 
 
-class DataSection(Section):
-    # A local dataset directory (what curation writes), a .jsonl/.parquet file, or a Hub dataset id.
+class SourceSection(Section):
+    """One source of a mixture (`data.sources`): a dataset as `data.source` takes it, and how much of the mixture it
+    makes. `weight` is a relative share of the weighted rows; `samples` an exact row count (up- or down-sampled)."""
+
     source: HubIdOrPath
+    weight: float | None = Field(default=None, ge=0)
+    samples: int | None = Field(default=None, ge=1)
+    split: str = "train"
+    subset: str | None = None
+    messages_field: str = "messages"
+    name: str | None = None  # in summaries and the mixture's `source` column; default: source (+ subset, split)
+
+    @model_validator(mode="after")
+    def _one_amount(self) -> SourceSection:
+        if self.weight is not None and self.samples is not None:
+            raise ValueError("weight and samples are both given: keep one (weight: a share of the mixture; "
+                             "samples: an exact row count)")
+        if self.weight is None and self.samples is None:
+            raise ValueError("give weight (a share of the mixture) or samples (an exact row count)")
+        if self.name is None:
+            self.name = self.source + (f"/{self.subset}" if self.subset else "") + (f":{self.split}" if self.split != "train" else "")
+        return self
+
+
+class DataSection(Section):
+    # One dataset: a local dataset directory (what curation or `distill mix` writes), a .jsonl/.parquet file, or a
+    # Hub dataset id. Or `sources`, a weighted mixture of several (students/mixture.py says how it is drawn).
+    source: HubIdOrPath | None = None
+    sources: list[SourceSection] | None = None
+    # Mixtures: rows in all; default the most the weights allow without repeating a row of a weighted source.
+    total_samples: int | None = Field(default=None, ge=1)
     split: str = "train"
     subset: str | None = None
     messages_field: str = "messages"
     max_samples: int | None = Field(default=None, ge=1)
-    shuffle_seed: int | None = 0
+    shuffle_seed: int | None = 0  # also seeds a mixture's sampling (0 when null; then the rows stay in source order)
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, sources: list[SourceSection] | None, info: ValidationInfo) -> list[SourceSection] | None:
+        if sources is None:
+            return None
+        if info.data.get("source") is not None:
+            raise ValueError("data.source is set too: keep one (on the command line, data.sources=null data.source=PATH "
+                             "trains on one dataset)")
+        if not sources:
+            raise ValueError("an empty list: name at least one source")
+        weights = [s.weight for s in sources if s.weight is not None]
+        if weights and not any(w > 0 for w in weights):
+            raise ValueError(f"the weights are all zero ({', '.join(f'{w:g}' for w in weights)}): "
+                             "at least one must be above 0")
+        seen: dict[str, int] = {}
+        for index, s in enumerate(sources):
+            if s.name in seen:
+                raise ValueError(f"sources {seen[s.name]} and {index} are both named {s.name!r}: give each its own name")
+            seen[s.name] = index
+        return sources
+
+    @model_validator(mode="after")
+    def _one_of(self) -> DataSection:
+        if self.source is None and self.sources is None:
+            raise ValueError("give data.source (one dataset) or data.sources (a mixture of several)")
+        if self.sources is None and self.total_samples is not None:
+            raise ValueError("data.total_samples sizes a mixture (data.sources); for one source use data.max_samples")
+        if self.sources is not None:
+            fixed = sum(s.samples for s in self.sources if s.samples is not None)
+            weighted = any(s.weight is not None for s in self.sources)
+            if self.total_samples is not None and (fixed > self.total_samples or (fixed == self.total_samples and weighted)
+                                                   or (fixed < self.total_samples and not weighted)):
+                raise ValueError(f"data.total_samples: {self.total_samples} rows, but the sources' samples add up to {fixed}"
+                                 + (" and weighted sources need room beside them" if weighted else
+                                    " and no weighted source takes the rest"))
+        return self
 
 
 class TrainingSection(Section):

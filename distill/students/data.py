@@ -15,7 +15,7 @@ from distill.errors import UsageError
 ROLES = {"system", "user", "assistant", "tool"}
 
 
-def _local_files(path: Path, split: str) -> tuple[str, list[str]]:
+def _local_files(path: Path, split: str, key: str = "data.source") -> tuple[str, list[str]]:
     """(datasets builder, files) of a local JSONL/parquet file or a directory of them."""
     if not path.is_dir():
         return ("parquet" if path.suffix == ".parquet" else "json"), [str(path)]
@@ -24,7 +24,7 @@ def _local_files(path: Path, split: str) -> tuple[str, list[str]]:
         if files:
             # Shards named <split>-*.parquet or under <split>/ select a split; otherwise all files are one split.
             return kind, [f for f in files if Path(f).name.startswith(split) or f"/{split}/" in f] or files
-    raise UsageError(f"data.source: {path} holds no dataset (no saved dataset, *.parquet or *.jsonl files)")
+    raise UsageError(f"{key}: {path} holds no dataset (no saved dataset, *.parquet or *.jsonl files)")
 
 
 def _first_bad_line(files: list[str], messages_field: str) -> str | None:
@@ -76,8 +76,9 @@ def _row_origin(files: list[str], index: int) -> str:
 
 
 def load_messages(source: str, split: str = "train", subset: str | None = None, messages_field: str = "messages",
-                  max_samples: int | None = None, shuffle_seed: int | None = 0, extra_columns=()) -> Dataset:
-    """A dataset with the column `messages` (and `extra_columns`), checked row by row (errors name the file and line)."""
+                  max_samples: int | None = None, shuffle_seed: int | None = 0, extra_columns=(), key: str = "data.source") -> Dataset:
+    """A dataset with the column `messages` (and `extra_columns`), checked row by row (errors name `key`, the file and
+    the line)."""
     files: list[str] = []
     try:
         path = Path(source).expanduser()
@@ -87,30 +88,30 @@ def load_messages(source: str, split: str = "train", subset: str | None = None, 
             loaded = load_from_disk(str(path))
             dataset = loaded[split] if hasattr(loaded, "keys") else loaded
         else:
-            kind, files = _local_files(path, split)
+            kind, files = _local_files(path, split, key)
             dataset = load_dataset(kind, data_files=files, split="train")
     except UsageError:
         raise
     except Exception as exc:  # datasets raises many types; the user needs the source and the reason
         bad = _first_bad_line(files, messages_field)
         if bad:
-            raise UsageError(f"data.source: {bad}") from None
+            raise UsageError(f"{key}: {bad}") from None
         if files and all(_blank(f) for f in files):
-            raise UsageError(f"data.source: {source} (split {split!r}) has no rows (empty file)") from None
+            raise UsageError(f"{key}: {source} (split {split!r}) has no rows (empty file)") from None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"data.source: cannot load {source!r} (split {split!r}): {reason}") from None
+        raise UsageError(f"{key}: cannot load {source!r} (split {split!r}): {reason}") from None
 
     if messages_field not in dataset.column_names:
         raise UsageError(
-            f"data.source: {source} has no column {messages_field!r} (columns: {', '.join(dataset.column_names)}); "
-            "set data.messages_field"
+            f"{key}: {source} has no column {messages_field!r} (columns: {', '.join(dataset.column_names)}); "
+            f"set {key.removesuffix('source')}messages_field to the column that holds the chat messages"
         )
     missing = [c for c in extra_columns if c not in dataset.column_names]
     if missing:
-        raise UsageError(f"data.source: {source} has no column(s) {', '.join(missing)} (columns: {', '.join(dataset.column_names)})")
+        raise UsageError(f"{key}: {source} has no column(s) {', '.join(missing)} (columns: {', '.join(dataset.column_names)})")
     if len(dataset) == 0:
-        raise UsageError(f"data.source: {source} (split {split!r}) has no rows")
-    check_rows(dataset[messages_field], source, files, messages_field)
+        raise UsageError(f"{key}: {source} (split {split!r}) has no rows")
+    check_rows(dataset[messages_field], source, files, messages_field, key)
     if messages_field != "messages":
         dataset = dataset.rename_column(messages_field, "messages")
     if "trace_id" in dataset.column_names:
@@ -127,16 +128,16 @@ def load_messages(source: str, split: str = "train", subset: str | None = None, 
     return dataset
 
 
-def check_rows(rows, source: str, files: list[str], messages_field: str) -> None:
+def check_rows(rows, source: str, files: list[str], messages_field: str, key: str = "data.source") -> None:
     """Every row is a conversation to train on; the first that is not names its file and line (file order)."""
     try:
         for index, row in enumerate(rows):
             problem = conversation_problem(row)
             if problem:
                 where = _row_origin(files, index) if files else f"{source} row {index}"
-                raise UsageError(f"data.source: {where}: {problem}")
+                raise UsageError(f"{key}: {where}: {problem}")
     except UnicodeDecodeError:  # datasets loads some non-UTF-8 lines without complaint, until the text is read
-        raise UsageError(f"data.source: {_first_bad_line(files, messages_field) or source + ': not UTF-8 text'}") from None
+        raise UsageError(f"{key}: {_first_bad_line(files, messages_field) or source + ': not UTF-8 text'}") from None
 
 
 def conversation_problem(messages) -> str | None:

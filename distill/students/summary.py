@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field
+
 from distill.runs import Summary
+
+
+class SourceUsage(BaseModel):
+    """One source of a run's training rows. tokens: the rows' conversations in the student's chat template, cut at
+    training.max_length, one pass over the rows (not multiplied by epochs); shares are of the run's rows and tokens."""
+
+    name: str
+    source: str
+    split: str = "train"
+    rows: int
+    tokens: int | None = None
+    share: float
+    token_share: float | None = None
 
 
 class TrainSummary(Summary):
@@ -25,3 +40,4 @@ class TrainSummary(Summary):
     teacher: str | None = None  # kd and on-policy
     teacher_tokens_scored: int | None = None  # on-policy: completion tokens the teacher scored
     off_policy_batches: int | None = None  # on-policy: batches trained on the teacher's trace (lmbda < 1)
+    sources: list[SourceUsage] = Field(default_factory=list)  # one entry per source (one for a single data.source)

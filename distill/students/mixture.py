@@ -1,0 +1,276 @@
+"""Weighted mixtures of SFT sources (`data.sources`): drawn the same way by `distill train` and `distill mix`.
+
+How a mixture is drawn, all of it seeded by data.shuffle_seed (0 when null):
+- Each source loads as `data.source` would (every row checked), in its canonical order (curated sets by trace_id).
+- `samples: N` takes exactly N rows of its source: fewer than it holds, a seeded sample without replacement; more,
+  every row N // rows times plus a seeded sample without replacement for the remainder.
+- `weight: w` sources share the other rows in proportion to their weights. How many rows that is: with
+  data.total_samples, it minus the fixed `samples` (largest-remainder rounding: the counts add up exactly, each
+  within one row of its share); without, the most that repeats no row of a weighted source: the one that runs out
+  first is taken whole, each other gets its share of that, rounded down. So a weighted source is up-sampled only
+  when total_samples asks for more rows than the weighted sources hold in proportion.
+- The drawn rows are concatenated, then shuffled (unless shuffle_seed is null), then cut to data.max_samples: a
+  run stopped by max_steps trains on a prefix, and a uniform shuffle keeps a prefix's shares near the weights.
+Each source draws from its own generator, seeded by (seed, its name): adding, dropping or reordering sources leaves
+the rows the others draw unchanged.
+
+`distill mix MIX.yaml` writes a mixture as a dataset directory (train-*.parquet with `messages`, `source` and
+`source_row`, plus mixture.json), which students then name as their data.source; their summaries still split
+rows and tokens by the mixture's sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset, concatenate_datasets
+from pydantic import Field, field_validator, model_validator
+
+from distill import locks
+from distill.config import Section, load_config
+from distill.errors import UsageError
+from distill.io import atomic_write_json, replace_dir, staging_dir_for
+from distill.progress import fmt_count, fmt_duration, say
+from distill.runs import Run, check_replaceable
+from distill.students.config import DataSection, SourceSection
+from distill.students.data import load_messages
+from distill.students.summary import SourceUsage
+
+MIXTURE_FILE = "mixture.json"
+
+
+@dataclass
+class TrainingRows:
+    """The rows a run trains on, in training order, and the source each came from."""
+
+    dataset: Dataset  # `messages` (and any extra columns asked for)
+    origin: np.ndarray  # per row: the index of its source in `sources`
+    sources: list[dict] = field(default_factory=list)  # per source: name, source, split (+ available: rows it holds)
+    source_row: np.ndarray | None = None  # mixtures: where each row sits in its source (`distill mix` writes it)
+
+    def rows_per_source(self) -> list[int]:
+        return np.bincount(self.origin, minlength=len(self.sources)).tolist()
+
+    def describe(self) -> str:
+        """'N rows' of one source, or 'N rows from K sources: a n (s%), ...' of a mixture."""
+        total = len(self.dataset)
+        if len(self.sources) == 1:
+            return f"{self.sources[0]['source']}, {total:,} rows"
+        parts = [f"{s['name']} {n:,} ({100 * n / max(total, 1):.1f}%)" for s, n in zip(self.sources, self.rows_per_source())]
+        return f"{total:,} rows from {len(self.sources)} sources: {', '.join(parts)}"
+
+
+def seed_of(data: DataSection) -> int:
+    return 0 if data.shuffle_seed is None else data.shuffle_seed
+
+
+def source_rng(seed: int, name: str) -> np.random.Generator:
+    """One source's generator: its draws depend on the seed and its name only."""
+    return np.random.default_rng([seed % 2**63, int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")])
+
+
+def draw(available: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` row indices of a source of `available` rows: whole repeats, then a seeded sample without replacement."""
+    repeats, rest = divmod(count, available)
+    picked = np.sort(rng.choice(available, size=rest, replace=False)) if rest else np.empty(0, dtype=np.int64)
+    return np.concatenate([np.tile(np.arange(available), repeats), picked]).astype(np.int64)
+
+
+def plan_counts(sources: list[SourceSection], available: list[int], total_samples: int | None) -> list[int]:
+    """Rows to draw from each source (module docstring: the rule)."""
+    counts = [s.samples or 0 for s in sources]
+    weighted = [i for i, s in enumerate(sources) if s.weight is not None]
+    if not weighted:
+        return counts
+    if total_samples is None:  # the source that runs out first is taken whole, the others in proportion to it
+        scale = min(available[i] / sources[i].weight for i in weighted if sources[i].weight > 0)
+        for i in weighted:  # the epsilon forgives float error in rows / w * w
+            counts[i] = min(available[i], math.floor(scale * sources[i].weight + 1e-9))
+        return counts
+    total_weight = sum(sources[i].weight for i in weighted)
+    room = total_samples - sum(counts)
+    exact = [room * sources[i].weight / total_weight for i in weighted]
+    base = [math.floor(x) for x in exact]
+    by_remainder = sorted(range(len(weighted)), key=lambda j: (base[j] - exact[j], j))
+    for j in by_remainder[:room - sum(base)]:
+        base[j] += 1
+    for j, i in enumerate(weighted):
+        counts[i] = base[j]
+    return counts
+
+
+def _concatenate(parts: list[Dataset]) -> Dataset:
+    """One dataset of the sources' rows; messages whose turns carry other keys than role and content (a Hub set's
+    extras) are cut to those two, so that the sources' columns agree."""
+    if len({json.dumps(p.features.to_dict(), sort_keys=True) for p in parts}) == 1:
+        return concatenate_datasets(parts)
+
+    def plain(row):
+        return {"messages": [{"role": m["role"], "content": m["content"]} for m in row["messages"]]}
+
+    parts = [p.map(plain, desc="Aligning message columns") for p in parts]
+    try:
+        return concatenate_datasets(parts)
+    except ValueError as exc:
+        raise UsageError(f"data.sources: the sources' columns do not agree in type ({str(exc).splitlines()[0]})") from None
+
+
+def draw_mixture(data: DataSection, extra_columns=()) -> TrainingRows:
+    """The mixture `data.sources` describes, drawn (module docstring: how)."""
+    seed = seed_of(data)
+    loaded = [load_messages(s.source, s.split, s.subset, s.messages_field, None, None, extra_columns,
+                            key=f"data.sources.{i}.source") for i, s in enumerate(data.sources)]
+    available = [len(d) for d in loaded]
+    counts = plan_counts(data.sources, available, data.total_samples)
+    if not sum(counts):
+        raise UsageError("data.sources: the weights leave no row to draw (raise a weight, or set data.total_samples)")
+    parts, origin, source_row = [], [], []
+    for index, (spec, dataset, count) in enumerate(zip(data.sources, loaded, counts)):
+        if count:
+            rows = draw(len(dataset), count, source_rng(seed, spec.name))
+            parts.append(dataset.select(rows))
+            origin.append(np.full(count, index))
+            source_row.append(rows)
+    dataset, origin, source_row = _concatenate(parts), np.concatenate(origin), np.concatenate(source_row)
+    if data.shuffle_seed is not None:
+        order = np.random.default_rng(seed % 2**63).permutation(len(dataset))
+        dataset, origin, source_row = dataset.select(order), origin[order], source_row[order]
+    if data.max_samples is not None and data.max_samples < len(dataset):
+        dataset, origin, source_row = (dataset.select(range(data.max_samples)), origin[:data.max_samples],
+                                       source_row[:data.max_samples])
+    described = [{"name": s.name, "source": s.source, "split": s.split, "subset": s.subset, "weight": s.weight,
+                  "samples": s.samples, "available": n} for s, n in zip(data.sources, available)]
+    return TrainingRows(dataset, origin, described, source_row)
+
+
+def training_rows(data: DataSection, extra_columns=()) -> TrainingRows:
+    """What a student trains on: one source (a mixture `distill mix` wrote counts its own sources) or a mixture."""
+    if data.sources is not None:
+        return draw_mixture(data, extra_columns)
+    written = _written_mixture(data.source)
+    columns = (*extra_columns, "source") if written and "source" not in extra_columns else tuple(extra_columns)
+    dataset = load_messages(data.source, data.split, data.subset, data.messages_field, data.max_samples,
+                            data.shuffle_seed, extra_columns=columns)
+    if not written:
+        return TrainingRows(dataset, np.zeros(len(dataset), dtype=np.int64),
+                            [{"name": data.source, "source": data.source, "split": data.split}])
+    index = {s["name"]: i for i, s in enumerate(written)}
+    origin = np.array([index.get(name, -1) for name in dataset["source"]], dtype=np.int64)
+    if (origin < 0).any():
+        raise UsageError(f"data.source: {data.source}: rows name a source that {MIXTURE_FILE} does not list")
+    if "source" not in extra_columns:
+        dataset = dataset.remove_columns("source")
+    return TrainingRows(dataset, origin, [{"name": s["name"], "source": s["source"], "split": s["split"]} for s in written])
+
+
+def _written_mixture(source: str) -> list[dict] | None:
+    """The sources listed by the mixture.json of a directory `distill mix` wrote, else None."""
+    path = Path(source).expanduser() / MIXTURE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["sources"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UsageError(f"data.source: {path}: not a mixture file as `distill mix` writes it; run distill mix again") from None
+
+
+def row_tokens(dataset: Dataset, tokenizer, chat_template: str | None, max_length: int, num_proc: int | None) -> np.ndarray | None:
+    """Tokens of each row's conversation in the student's chat template, cut at max_length: the length it trains at."""
+    def count(batch):
+        ids = tokenizer.apply_chat_template(batch["messages"], chat_template=chat_template, tokenize=True, return_dict=False)
+        return {"tokens": [min(len(row), max_length) for row in ids]}
+
+    try:
+        counted = dataset.select_columns(["messages"]).map(count, batched=True, batch_size=256, remove_columns=["messages"],
+                                                           num_proc=num_proc, desc="Counting tokens per source")
+    except Exception as exc:  # a template that renders for training renders here; if not, the rows are still counted
+        say(f"tokens per source not counted: the chat template did not render ({str(exc).splitlines()[0] if str(exc) else exc!r})")
+        return None
+    return np.asarray(counted["tokens"], dtype=np.int64)
+
+
+def source_usage(rows: TrainingRows, tokens: np.ndarray | None) -> list[SourceUsage]:
+    """Per source: rows and tokens trained on (one pass over the training rows), and their shares."""
+    counts = rows.rows_per_source()
+    per_source = np.bincount(rows.origin, weights=tokens, minlength=len(rows.sources)) if tokens is not None else None
+    total_rows = max(sum(counts), 1)
+    total_tokens = max(float(per_source.sum()), 1.0) if per_source is not None else None
+    return [SourceUsage(name=s["name"], source=s["source"], split=s["split"], rows=n, share=round(n / total_rows, 4),
+                        tokens=int(per_source[i]) if per_source is not None else None,
+                        token_share=round(float(per_source[i]) / total_tokens, 4) if per_source is not None else None)
+            for i, (s, n) in enumerate(zip(rows.sources, counts))]
+
+
+class MixConfig(Section):
+    """students/mixtures/<mix>.yaml: a mixture written once as a dataset, for several students' data.source."""
+
+    name: str
+    run_dir: str | None = None  # default: runs/mixtures/<name>
+    data: DataSection  # the same block as a student's data section, with data.sources
+    shard_rows: int = Field(default=20_000, ge=1)
+
+    @field_validator("data")
+    @classmethod
+    def _a_mixture(cls, data: DataSection) -> DataSection:
+        if data.sources is None:
+            raise ValueError("needs data.sources (distill mix writes a mixture of several sources; data.source is one)")
+        return data
+
+    @model_validator(mode="after")
+    def _defaults(self) -> MixConfig:
+        if self.run_dir is None:
+            self.run_dir = f"runs/mixtures/{self.name}"
+        return self
+
+
+def write_mixture(cfg: MixConfig) -> Path:
+    """Draw the mixture and write it as one dataset directory, swapped in whole (lock held, staging beside it)."""
+    started = time.time()
+    out = Path(cfg.run_dir)
+    with locks.holding(out, "mix"):
+        check_replaceable(out, "mix", "run_dir")
+        rows = draw_mixture(cfg.data)
+        say(f"[mix {cfg.name}] {rows.describe()}")
+        staging = staging_dir_for(out)
+        run = Run(staging, "mix", cfg, lock_dir=out).start()
+        _write_shards(rows, staging, cfg.shard_rows)
+        counts = rows.rows_per_source()
+        report = {"name": cfg.name, "rows": len(rows.dataset), "seed": seed_of(cfg.data),
+                  "sources": [{**s, "rows": n, "share": round(n / len(rows.dataset), 4)} for s, n in zip(rows.sources, counts)],
+                  "config": cfg.model_dump(mode="json")}
+        atomic_write_json(staging / MIXTURE_FILE, report)
+        run.finish(rows=len(rows.dataset), **{f"rows_{s['name']}": n for s, n in zip(rows.sources, counts)})
+        replace_dir(staging, out)
+    say(f"[mix {cfg.name}] done: {fmt_count(len(rows.dataset))} rows from {len(counts)} sources in "
+        f"{fmt_duration(time.time() - started)} -> {out} (a student's data.source)")
+    return out
+
+
+def _write_shards(rows: TrainingRows, directory: Path, shard_rows: int) -> None:
+    import pyarrow as pa
+
+    from distill.shards import ShardWriter
+
+    names = [s["name"] for s in rows.sources]
+    dataset = rows.dataset.select_columns(["messages"]).flatten_indices()
+    writer = None
+    for start in range(0, len(dataset), 1000):
+        table = dataset.with_format("arrow")[start:start + 1000]
+        stop = start + table.num_rows
+        table = table.append_column("source", pa.array([names[i] for i in rows.origin[start:stop]], pa.string()))
+        table = table.append_column("source_row", pa.array(rows.source_row[start:stop], pa.int64()))
+        if writer is None:
+            writer = ShardWriter(directory, table.schema, prefix="train", digits=5, max_rows=shard_rows)
+        writer.write(table)
+    writer.close()
+
+
+def run_mix_command(config_path: str, overrides: list[str]) -> Path:
+    """`distill mix MIX.yaml [key=value ...]`."""
+    return write_mixture(load_config(config_path, MixConfig, overrides))
