@@ -17,13 +17,14 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Printe
 from distill.errors import UsageError
 from distill.io import read_jsonl, replace_dir, staging_dir_for
 from distill.progress import fmt_count, fmt_duration, say
-from distill.runs import Run
+from distill.runs import Run, is_main_process
 from distill.students import attention, chat
 from distill.students.callbacks import ProgressCallback
 from distill.students.checkpoints import check_disk_for_checkpoints, last_complete_checkpoint, write_failures_explained
 from distill.students.config import StudentConfig
 from distill.students import teachers
-from distill.students.data import content_digest, load_messages
+from distill.students.data import content_digest
+from distill.students.mixture import TrainingRows, row_tokens, source_usage, training_rows
 from distill.students.summary import TrainSummary
 from distill.students.kd import KD_COLUMNS, KDCollator, KDTrainer, tokenize_kd
 from distill.students.onpolicy import OnPolicyTrainer, prompts_dataset
@@ -163,7 +164,8 @@ def fingerprint(cfg: StudentConfig, data_content: str) -> dict:
     training = {k: v for k, v in cfg.training.model_dump(mode="json").items() if k not in RESUME_SAFE}
     shape = {
         "model": cfg.model.model_dump(mode="json"),
-        "data": cfg.data.model_dump(mode="json"),
+        # keys a single source leaves unset stay out: runs trained before mixtures existed still resume
+        "data": cfg.data.model_dump(mode="json", exclude={"sources", "total_samples"} if cfg.data.sources is None else None),
         "data_content": data_content,
         "training": training,
         "lora": cfg.lora.model_dump(mode="json"),
@@ -180,6 +182,8 @@ class Prepared:
     run: Run
     dataset: object
     checkpoint: Path | None
+    rows: TrainingRows | None = None  # the dataset's rows and the source of each (summary: rows and tokens per source)
+    chat_template: str | None = None  # the template the rows are rendered with (a .jinja path), for counting tokens
 
 
 def prepare(cfg: StudentConfig) -> Prepared:
@@ -190,9 +194,10 @@ def prepare(cfg: StudentConfig) -> Prepared:
     model_config = _load_model_config(cfg)
     setup = chat.resolve(cfg.model.family, getattr(model_config, "model_type", None),
                          cfg.model.chat_template, cfg.model.eos_token, cfg.model.pad_token)
-    dataset = load_messages(cfg.data.source, cfg.data.split, cfg.data.subset, cfg.data.messages_field,
-                            cfg.data.max_samples, cfg.data.shuffle_seed,
-                            extra_columns=KD_COLUMNS if cfg.method == "kd" else ())
+    rows = training_rows(cfg.data, extra_columns=KD_COLUMNS if cfg.method == "kd" else ())
+    dataset = rows.dataset
+    if is_main_process():
+        say(f"[train {cfg.name}] data: {rows.describe()}")
     args = on_policy_args(cfg, on_gpu) if cfg.method == "on-policy" else sft_args(cfg, setup, on_gpu)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.name_or_path, revision=cfg.model.revision,
                                               trust_remote_code=cfg.model.trust_remote_code)
@@ -203,7 +208,7 @@ def prepare(cfg: StudentConfig) -> Prepared:
         tokenizer.pad_token = setup.pad_token  # TRL mirrors it onto the model config
     run = Run(run_dir, "train", cfg, fingerprint(cfg, content_digest(dataset)))
     if run.completed() and (run_dir / TrainSummary.FILE).is_file():
-        return Prepared(None, run, dataset, None)  # trained already: a rerun changes nothing
+        return Prepared(None, run, dataset, None, rows)  # trained already: a rerun changes nothing
     teacher = teachers.resolve(cfg, tokenizer) if cfg.method != "sft" else None
     run.start()
 
@@ -240,7 +245,7 @@ def prepare(cfg: StudentConfig) -> Prepared:
     if trainer.accelerator.is_main_process:  # a full disk is one line now, not a torch.save error at the first checkpoint
         check_disk_for_checkpoints(args.output_dir, trainer.model, args.save_steps, args.max_steps, args.save_total_limit,
                                    fp32_states=trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled)
-    return Prepared(trainer, run, dataset, last_complete_checkpoint(args.output_dir))
+    return Prepared(trainer, run, dataset, last_complete_checkpoint(args.output_dir), rows, setup.chat_template_path)
 
 
 def train(cfg: StudentConfig) -> Path:
@@ -278,11 +283,18 @@ def train(cfg: StudentConfig) -> Path:
         summary.teacher = cfg.teacher.model or cfg.teacher.tokenizer
     if not trainer.accelerator.is_main_process:
         return final
+    tokens_per_row = row_tokens(prepared.dataset, trainer.processing_class, _template_text(prepared.chat_template),
+                                cfg.training.max_length, cfg.training.dataset_num_proc)
+    summary.sources = source_usage(prepared.rows, tokens_per_row)
     summary.write(run_dir)
     prepared.run.finish(steps=summary.steps, tokens=tokens, examples=len(prepared.dataset))
     say(f"[train {cfg.name}] done: {summary.steps} steps, {fmt_count(tokens or 0)} tokens, "
         f"final loss {summary.final_loss}, {fmt_duration(wall)} -> {final}")
     return final
+
+
+def _template_text(path: str | None) -> str | None:
+    return Path(path).read_text(encoding="utf-8") if path else None
 
 
 def save_final(trainer, cfg: StudentConfig, run_dir: Path) -> Path:
