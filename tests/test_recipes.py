@@ -24,10 +24,18 @@ def test_all_six_r1_distill_students_are_there():
     assert set(R1_STUDENTS) <= names and {"toy-teacher", "toy-student"} <= names
 
 
+def data_overrides(path, toy_world) -> list[str]:
+    """Data is made at run time: point a recipe's source, or each of its mixture's sources, at the toy world."""
+    sources = yaml.safe_load(path.read_text())["data"].get("sources")
+    if sources:
+        return [f"data.sources.{i}.source={toy_world / 'sft'}" for i in range(len(sources))]
+    return [f"data.source={toy_world / 'sft'}"]
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_recipe_validates_and_builds_sft_settings(path, toy_world):
     # Data and toy bases are made at run time; point them at the test's toy world.
-    overrides = [f"data.source={toy_world / 'sft'}"]
+    overrides = data_overrides(path, toy_world)
     if path.stem.startswith("toy-"):
         overrides.append(f"model.name_or_path={toy_world / 'bases' / 'qwen2-h64-l2'}")
     cfg = load_config(path, StudentConfig, overrides)
@@ -73,7 +81,8 @@ def test_two_stage_recipes_distill_on_policy_from_a_served_same_tokenizer_teache
 
     assert serve.api_key_env and served(cfg)[0].api_key_env == serve.api_key_env
     # The starting point is the stage-1 SFT model of the same family (the one-stage recipe's base, distilled).
-    one_stage = load_config(ROOT / "students" / f"r1-distill-{student}.yaml", StudentConfig, [f"data.source={toy_world / 'sft'}"])
+    one_stage_path = ROOT / "students" / f"r1-distill-{student}.yaml"
+    one_stage = load_config(one_stage_path, StudentConfig, data_overrides(one_stage_path, toy_world))
     assert cfg.model.family == one_stage.model.family
 
 
