@@ -123,13 +123,16 @@ def _model_at(model_cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseMode
     """The config section class that owns the last key of `loc`, for listing its valid keys."""
     current: Any = model_cls
     for part in loc[:-1]:
+        if isinstance(part, int):  # an item of a list of sections (data.sources.1.weight): the section is the item's
+            continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return None
         field = current.model_fields.get(part)
         if field is None:
             return None
         annotation = field.annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args, *(a for arg in args for a in getattr(arg, "__args__", ()))]  # X | None, list[X] | None
         current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 

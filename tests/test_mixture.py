@@ -208,6 +208,13 @@ def test_bad_mixtures_are_one_line_naming_the_key(tmp_path, toy_world, bad_input
         assert not (tmp_path / "mix").exists()
 
 
+def test_a_misspelt_source_key_is_named_with_the_right_one(tmp_path, three):
+    mix = tmp_path / "mix.yaml"
+    mix.write_text(yaml.safe_dump({"name": "m", "data": {"sources": [{"source": str(three["math"]), "wieght": 1}]}}))
+    with pytest.raises(UsageError, match=r"mix.yaml: data.sources.0.wieght: unknown key \(did you mean 'weight'\?\)"):
+        load_config(mix, MixConfig)
+
+
 def test_mix_needs_sources_and_total_samples_needs_room(tmp_path, three):
     mix = tmp_path / "mix.yaml"
     mix.write_text(yaml.safe_dump({"name": "m", "data": {"source": str(three["math"])}}))
