@@ -210,17 +210,19 @@ def layer_bytes_per_token(shape: ModelShape, liger: bool) -> int:
     return attention + mlp + norms
 
 
-def activations(shape: ModelShape, tokens: int, checkpointing: bool, liger: bool) -> dict[str, float]:
+def activations(shape: ModelShape, tokens: int, checkpointing: bool, liger: bool,
+                logits: bool = False) -> dict[str, float]:
     """Bytes of activations for one micro-batch of `tokens` (= per_device_train_batch_size x max_length).
 
     With checkpointing, each layer keeps its bf16 input (2h per token) and one layer at a time is recomputed whole.
-    Loss: transformers' loss upcasts the logits to fp32, so bf16 logits, their fp32 copy and the log-softmax are held
-    at once: about 10 bytes x tokens x vocab. Liger's fused linear + cross-entropy never materialises them: chunks of
-    about one fp32 hidden-state tensor, the gradient of the hidden states, and the head's weight gradient (2 V h)."""
+    Loss: TRL's SFTTrainer (1.16: add_fused_lm_head) and distill's kd loss project the head in tiles and never hold
+    the logits: about one fp32 hidden-state tensor for the gradient, plus the head's weight gradient (2 V h); liger's
+    fused cross-entropy is the same. `logits=True` is a trainer that materialises them through transformers' loss,
+    which upcasts to fp32: bf16 logits, their fp32 copy and the log-softmax, about 10 bytes x tokens x vocab."""
     per_layer = layer_bytes_per_token(shape, liger)
     if checkpointing:
         layers = shape.layers * 2 * shape.hidden * tokens + per_layer * tokens
     else:
         layers = shape.layers * per_layer * tokens
-    loss = (6 * shape.hidden * tokens + 2 * shape.vocab * shape.hidden) if liger else 10 * shape.vocab * tokens
+    loss = 10 * shape.vocab * tokens if logits else 6 * shape.hidden * tokens + 2 * shape.vocab * shape.hidden
     return {"layers": float(layers), "loss": float(loss)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from distill.plan.cluster import Cluster, read_accelerate, resolve
@@ -23,11 +24,12 @@ class Setting:
     micro_tokens: int  # per_device_train_batch_size x max_length
     checkpointing: bool
     liger: bool
+    logits: bool = False  # the trainer materialises the logits (on-policy: not known to avoid them)
 
 
 def per_gpu(shape: ModelShape, s: Setting) -> dict[str, float]:
     states = model_states(shape, s.sharding, s.total_gpus)
-    acts = activations(shape, s.micro_tokens, s.checkpointing, s.liger)
+    acts = activations(shape, s.micro_tokens, s.checkpointing, s.liger, logits=s.logits)
     parts = {**states, "activations": acts["layers"], "loss": acts["loss"]}
     return {**parts, "total": sum(parts.values())}
 
@@ -46,7 +48,8 @@ def suggestion(cfg, shape: ModelShape, setting: Setting, cluster: Cluster, usabl
     if not setting.checkpointing:
         tries.append(("training.gradient_checkpointing=true", shape, replace(setting, checkpointing=True)))
     if not setting.liger and cfg.method == "sft":
-        tries.append(("training.use_liger_kernel=true", shape, replace(setting, liger=True)))
+        tries.append(("training.use_liger_kernel=true (its RMSNorm and SwiGLU kernels keep less)", shape,
+                      replace(setting, liger=True)))
     if setting.sharding.kind in ("ddp", "zero2"):
         tries.append(("--accelerate zero3 (configs/accelerate/zero3.yaml)", shape,
                       replace(setting, sharding=read_accelerate("zero3"))))
@@ -74,6 +77,22 @@ def suggestion(cfg, shape: ModelShape, setting: Setting, cluster: Cluster, usabl
     return "no single change makes it fit: use more or larger GPUs"
 
 
+def measured_checks(shape: ModelShape, rows: list[dict]) -> list[str]:
+    """This estimate beside the peak memory measured for the same model size (rows of one GPU, no sharding, AdamW on
+    the bf16 weights): how far to trust it."""
+    checks = []
+    for row in rows:
+        found = re.fullmatch(r"(\d+) rows of (\d+)", str(row.get("batch", "")))
+        if not found or row.get("peak_gib") is None or parameter_count(row["shape"]) != shape.params:
+            continue
+        setting = Setting(Sharding("ddp"), 1, int(found[1]) * int(found[2]), bool(row.get("gradient_checkpointing", True)),
+                          "liger" in row["mode"])
+        checks.append(f"{row['gpu']} {row['mode']}, {row['batch']}, checkpointing "
+                      f"{'on' if setting.checkpointing else 'off'}: estimated {gib(per_gpu(shape, setting)['total'])} GiB, "
+                      f"measured peak {row['peak_gib']} GiB")
+    return checks
+
+
 def plan_student(cfg, config_path: str, opts) -> Plan:
     t = cfg.training
     cluster = resolve(config_path, opts.gpu, opts.gpus_per_node, opts.nodes, opts.accelerate)
@@ -82,7 +101,7 @@ def plan_student(cfg, config_path: str, opts) -> Plan:
     headroom = DEFAULT_HEADROOM if opts.headroom is None else opts.headroom
     shape = model_shape(cfg.model.name_or_path, cfg.model.config_overrides, cfg.model.dtype, cfg.lora)
     setting = Setting(cluster.sharding, cluster.total_gpus, t.per_device_train_batch_size * t.max_length,
-                      t.gradient_checkpointing, t.use_liger_kernel)
+                      t.gradient_checkpointing, t.use_liger_kernel, logits=cfg.method == "on-policy")
     on = per_gpu(shape, replace(setting, checkpointing=True))
     off = per_gpu(shape, replace(setting, checkpointing=False))
     configured = on if t.gradient_checkpointing else off
@@ -114,13 +133,19 @@ def plan_student(cfg, config_path: str, opts) -> Plan:
         "AdamW moments in the load dtype (ddp.yaml: no fp32 master); FSDP2: 16P/N + gathered bf16 units",
         "activations: Korthikanti et al. 2022 per-layer accounting, adapted to GQA, SwiGLU, RMSNorm, flash/SDPA "
         "attention; checkpointing keeps each layer's input and recomputes one layer",
-        "logits / loss: " + ("liger's fused linear cross-entropy never materialises the logits" if t.use_liger_kernel
-                             else f"bf16 logits + fp32 copy + log-softmax, 10 bytes x tokens x {shape.vocab} vocab; "
-                                  "training.use_liger_kernel=true avoids them"),
+        "logits / loss: " + (f"on-policy counted as materialising the logits: 10 bytes x tokens x {shape.vocab} vocab "
+                             "(bf16, fp32 copy, log-softmax)" if setting.logits else
+                             "never materialised (TRL's fused LM head projects in tiles; liger's fused loss likewise): "
+                             "an fp32 hidden-state gradient and the head's weight gradient"),
         f"headroom: {headroom:.0%} of the GPU kept free (CUDA context, NCCL buffers, fragmentation); --headroom",
     ]
     if cfg.method != "sft":
         plan.notes.append(f"method {cfg.method}: a local teacher's memory is not counted")
+    rows = load_rows()
+    checks = measured_checks(shape, rows)
+    if checks:
+        plan.notes.append("this estimate against measured peaks of the same model size on one GPU (bench/results/"
+                          "train_gpu.json): " + "; ".join(checks))
 
     tokens = count_tokens(cfg, opts.tokens)
     epochs = t.num_train_epochs
@@ -136,7 +161,7 @@ def plan_student(cfg, config_path: str, opts) -> Plan:
     plan.fact("tokens per epoch", f"{tokens.tokens:,}" if tokens.tokens else "unknown", tokens.source)
     plan.fact("tokens trained", f"{trained:,.0f}" if trained else "unknown", how)
 
-    mfu = pick_mfu(load_rows(), g, run_mode(t.packing, t.use_liger_kernel), t.gradient_checkpointing, shape.params,
+    mfu = pick_mfu(rows, g, run_mode(t.packing, t.use_liger_kernel), t.gradient_checkpointing, shape.params,
                    parameter_count) if opts.mfu is None else None
     mfu_value = opts.mfu if opts.mfu is not None else (mfu.mfu if mfu else None)
     mfu_how = "--mfu on the command line" if opts.mfu is not None else (
