@@ -257,3 +257,16 @@ def test_the_real_toy_teacher_served_by_vllm_as_the_judge(tmp_path):
         assert sum(pq.read_metadata(p).num_rows for p in cached) == 3
     finally:
         run_cli("serve", *args, "--stop", timeout=120)
+
+
+@pytest.mark.parametrize("response, answer_only, turn", [
+    ("Hello! How can I help?", False, "<think>\n\n</think>\n\nHello! How can I help?"),
+    ("<think>\nGreet back.\n</think>\n\nHello!", False, "<think>\nGreet back.\n</think>\n\nHello!"),
+    ("<think>\nGreet back.\n</think>\n\nHello!", True, "<think>\n\n</think>\n\nHello!"),
+    ("Greet back.\n</think>\n\nHello!", True, "<think>\n\n</think>\n\nHello!"),  # R1's template pre-fills <think>
+    ("<think>\nnever closed", True, "<think>\nnever closed"),  # malformed: kept as generated, not dressed up
+])
+def test_the_assistant_turn_of_each_kind_of_response(response, answer_only, turn):
+    from distill.curate.run import assistant_turn
+
+    assert assistant_turn(response, answer_only) == turn

@@ -42,7 +42,7 @@ from distill.runs import Run, check_replaceable
 from distill.shards import ShardWriter
 from distill.teacher.config import GenerateConfig
 from distill.traces import LOGPROB_COLUMNS, MESSAGES, SCHEMA, iter_batches, latest_rank
-from distill.verify.reasoning import split_reasoning
+from distill.verify.reasoning import is_reasoning, split_reasoning
 
 SHARD_ROWS = 50_000
 TRAIN_SCHEMA = SCHEMA.append(pa.field("messages", MESSAGES))  # the prompt's messages, then the response
@@ -60,11 +60,14 @@ NO_REASONING = "<think>\n\n</think>\n\n"
 
 
 def assistant_turn(response: str, answer_only: bool) -> str:
-    """The assistant message trained on: the response as generated, or, for a response without reasoning (or with
-    `answer_only`), its answer behind an empty reasoning block."""
+    """The assistant message trained on: the response as generated, or its answer behind an empty reasoning block
+    when it has no reasoning (or `answer_only` drops it). A block opened and never closed (kept only by curations
+    without the format filter) stays as it is."""
+    if not is_reasoning(response):
+        return NO_REASONING + response.strip()
     reasoning, answer = split_reasoning(response)
-    if reasoning is None or answer_only:
-        return NO_REASONING + answer.strip()
+    if answer_only and reasoning is not None:
+        return NO_REASONING + answer
     return response
 
 
