@@ -110,7 +110,7 @@ class Progress:
 
     def __init__(self, name: str, total: int):
         self.name, self.total, self.done, self.unparseable, self.failed = name, total, 0, 0, 0
-        self.start, self.last = time.time(), 0.0
+        self.start = self.last = time.time()  # the first line after a few seconds: the first answers say little of the rate
 
     def add(self, unparseable: bool, failed: bool) -> None:
         self.done += 1
