@@ -85,6 +85,8 @@ def test_more_gpus_under_zero3_lower_memory_per_gpu():
 
 
 def test_a_recipe_that_does_not_fit_says_so_and_what_would():
+    recipe = make_plan(str(ROOT / "students/r1-distill-llama-70b.yaml"), [], PlanOptions())
+    assert (recipe.data["nodes"], recipe.data["gpus_per_node"], recipe.data["sharding"]) == (4, 8, "zero3")  # its header
     plan = make_plan(str(ROOT / "students/r1-distill-llama-70b.yaml"), [], PlanOptions(nodes=1))
     assert plan.data["sharding"] == "zero3" and plan.data["nodes"] == 1 and plan.data["gpu"] == "H100"
     assert plan.data["fits"] is False
@@ -199,6 +201,7 @@ def test_generation_plan_of_a_hub_source_needs_the_prompt_count():
     (["students/r1-distill-qwen-1.5b.yaml", "--accelerate", "zero9"], "--accelerate zero9: no such accelerate config"),
     (["students/r1-distill-qwen-1.5b.yaml", "--nodes", "0"], "--nodes 0: expected a positive count"),
     (["students/r1-distill-qwen-1.5b.yaml", "training.max_length=oops"], "training.max_length"),
+    (["students/r1-distill-qwen-1.5b.yaml", "model.name_or_path=org/unknown"], "org/unknown: no local config.json"),
 ])
 def test_bad_input_is_one_line_exit_2(args, expected):
     result = run_cli("plan", *args, timeout=120)

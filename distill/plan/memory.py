@@ -13,6 +13,7 @@ computes on an fp32 copy of its input (liger's kernel keeps the bf16 input only)
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -100,8 +101,10 @@ def model_shape(name_or_path: str, overrides: dict[str, Any] | None = None, dtyp
         from peft import LoraConfig, get_peft_model
 
         quantized = sum(p.numel() for n, p in model.named_parameters() if n.startswith("model.layers.") and p.dim() == 2)
-        wrapped = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, target_modules=lora.target_modules,
-                                                   task_type="CAUSAL_LM"))
+        with warnings.catch_warnings():  # PEFT asks transformers a property it has renamed: nothing for users to do
+            warnings.simplefilter("ignore", FutureWarning)
+            wrapped = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, target_modules=lora.target_modules,
+                                                       task_type="CAUSAL_LM"))
         trainable = sum(p.numel() for p in wrapped.parameters() if p.requires_grad)
         per_quantized = QUANT_BYTES.get(lora.quantization, dtype_bytes)
         frozen_bytes = quantized * per_quantized + (params - quantized) * dtype_bytes
