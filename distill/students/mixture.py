@@ -37,7 +37,7 @@ from distill.config import Section, load_config
 from distill.errors import UsageError
 from distill.io import atomic_write_json, replace_dir, staging_dir_for
 from distill.progress import fmt_count, fmt_duration, say
-from distill.runs import Run, check_replaceable
+from distill.runs import Run, check_replaceable, is_main_process
 from distill.students.config import DataSection, SourceSection
 from distill.students.data import load_messages
 from distill.students.summary import SourceUsage
@@ -124,8 +124,12 @@ def _concatenate(parts: list[Dataset]) -> Dataset:
 def draw_mixture(data: DataSection, extra_columns=()) -> TrainingRows:
     """The mixture `data.sources` describes, drawn (module docstring: how)."""
     seed = seed_of(data)
-    loaded = [load_messages(s.source, s.split, s.subset, s.messages_field, None, None, extra_columns,
-                            key=f"data.sources.{i}.source") for i, s in enumerate(data.sources)]
+    loaded = []
+    for i, s in enumerate(data.sources):
+        loaded.append(load_messages(s.source, s.split, s.subset, s.messages_field, None, None, extra_columns,
+                                    key=f"data.sources.{i}.source"))
+        if is_main_process():
+            say(f"  source {i + 1}/{len(data.sources)} {s.name}: {len(loaded[-1]):,} rows checked")
     available = [len(d) for d in loaded]
     counts = plan_counts(data.sources, available, data.total_samples)
     if not sum(counts):
