@@ -25,6 +25,14 @@ def test_parameter_counts_of_the_recipe_shapes(name, billions):
     assert round(model_shape(name).params / 1e9, 2) == billions
 
 
+def test_flops_count_an_untied_input_embedding_as_a_lookup_like_the_bench():
+    from distill.plan.student import flops_per_token
+
+    untied, tied = model_shape("Qwen/Qwen2.5-Math-7B"), model_shape("Qwen/Qwen2.5-Math-1.5B")
+    assert untied.matmul_params == untied.params - 152064 * 3584 and tied.matmul_params == tied.params
+    assert flops_per_token(untied, 1000) == 6 * untied.matmul_params + 6 * 28 * 3584 * 1000
+
+
 def test_lora_counts_only_the_adapter_as_trainable():
     class Lora:
         enabled, r, alpha, target_modules, quantization = True, 16, 32, "all-linear", "none"
@@ -50,7 +58,7 @@ def test_zero_estimators_give_deepspeeds_documented_example():
 def _shape(params: int, largest: int) -> ModelShape:
     return ModelShape(name="x", params=params, trainable=params, frozen_bytes=0, weight_bytes=2 * params, dtype_bytes=2,
                       layers=2, hidden=64, kv_dim=64, intermediate=128, vocab=100, largest_module_params=largest,
-                      layer_params=1000, root_params=params - 2000)
+                      layer_params=1000, root_params=params - 2000, matmul_params=params)
 
 
 def test_model_state_split_sums_to_deepspeeds_estimate():
@@ -105,6 +113,7 @@ def test_mfu_row_same_gpu_first_else_nearest_row_carried_over():
     other = pick_mfu(rows, GPUS["H100"], "packed+liger", True, 1_500_000_000, size)
     assert other.mfu == 0.14 and "no H100 row" in other.note
     assert pick_mfu([], GPUS["H100"], "padded", True, 1, size) is None
+    assert pick_mfu([{"gpu": "cpu", "shape": "a", "mode": "padded", "mfu": None}], GPUS["H100"], "padded", True, 1, size) is None
 
 
 def _toy_student(toy_world, tmp_path, source: Path, **training) -> Path:
@@ -174,6 +183,8 @@ def test_generation_plan_arithmetic(tmp_path):
     assert plan.data["gpu_hours"] == pytest.approx(gpu_hours)
     assert plan.data["cost_usd"] == pytest.approx(gpu_hours * 2.0)
     assert make_plan(str(path), ["prompts.limit=3"], PlanOptions(trace_tokens=500)).data["prompts"] == 3
+    later = make_plan(str(path), [f"prompts.source={tmp_path / 'later.jsonl'}"], PlanOptions())
+    assert later.data["prompts"] is None and "--prompts" in later.verdict
 
 
 def test_generation_plan_uses_an_earlier_runs_measured_summary(tmp_path):

@@ -21,6 +21,8 @@ def _prompt_count(cfg, override: int | None) -> tuple[int | None, str]:
     if override is not None:
         return override, "--prompts on the command line"
     source = cfg.prompts.source
+    if looks_like_local_path(source) and not Path(source).expanduser().exists():
+        return None, f"unknown: {source} does not exist yet; pass --prompts N"
     if looks_like_local_path(source):
         from distill.teacher.prompts import load_prompts
 

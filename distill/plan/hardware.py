@@ -75,6 +75,7 @@ def pick_mfu(rows: list[dict[str, Any]], target: Gpu, mode: str, checkpointing: 
     """The measured row closest to this run: same GPU first, then same mode, checkpointing, and the nearest model
     size (`params_of(shape name)` -> parameter count). A row of another GPU keeps its MFU: tokens/s are taken to
     scale with the peak bf16 FLOPs of the GPU."""
+    rows = [r for r in rows if isinstance(r.get("mfu"), (int, float)) and r["mfu"] > 0]  # CPU rows carry no MFU
     if not rows:
         return None
 

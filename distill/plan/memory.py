@@ -41,6 +41,7 @@ class ModelShape:
     largest_module_params: int  # DeepSpeed's largest_layer_params: the most parameters one module holds itself
     layer_params: int  # one decoder layer
     root_params: int  # outside the decoder layers (embeddings, head, final norm): FSDP's root unit
+    matmul_params: int  # as bench/train.py counts FLOPs: an untied input embedding is a lookup, not a matmul
 
     @property
     def lora(self) -> bool:
@@ -112,7 +113,9 @@ def model_shape(name_or_path: str, overrides: dict[str, Any] | None = None, dtyp
                       weight_bytes=int(weight_bytes), dtype_bytes=dtype_bytes, layers=text.num_hidden_layers,
                       hidden=text.hidden_size, kv_dim=kv_heads * head_dim, intermediate=text.intermediate_size,
                       vocab=text.vocab_size, largest_module_params=largest, layer_params=layer_params,
-                      root_params=params - text.num_hidden_layers * layer_params)
+                      root_params=params - text.num_hidden_layers * layer_params,
+                      matmul_params=params - (0 if getattr(config, "tie_word_embeddings", False)
+                                              else model.get_input_embeddings().weight.numel()))
 
 
 # DeepSpeed's estimators, as in deepspeed/runtime/zero/stage_1_and_2.py and stage3.py (bytes; returns cpu, gpu).

@@ -35,9 +35,10 @@ def per_gpu(shape: ModelShape, s: Setting) -> dict[str, float]:
 
 
 def flops_per_token(shape: ModelShape, mean_doc: float) -> float:
-    """As bench/train.py counts MFU: 6N for the matmuls + 6 L s h for causal attention over a document of s tokens,
-    no recompute; a LoRA run skips the frozen weights' gradients (4N)."""
-    matmuls = (4 if shape.lora else 6) * shape.params
+    """As bench/train.py counts MFU: 6N for the matmuls (an untied input embedding is a lookup) + 6 L h s for causal
+    attention over documents of s tokens, no recompute; a LoRA run skips the frozen weights' gradients (4N).
+    bench/train.py weighs s by tokens (sum s^2 / sum s); the plan knows the mean trace only, which it uses."""
+    matmuls = (4 if shape.lora else 6) * shape.matmul_params
     return matmuls + 6 * shape.layers * mean_doc * shape.hidden
 
 
