@@ -130,10 +130,57 @@ class Decontamination(Section):
     benchmarks: list[DecontaminationSet] = Field(default_factory=list)  # more, one by one
 
 
+class PassRateBand(Section):
+    """Keep prompts whose pass rate (correct / verified samples) lies in [min, max], both ends included."""
+
+    min: float = Field(default=0.0, ge=0, le=1)
+    max: float = Field(default=1.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PassRateBand:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class Subset(Section):
+    """A small chosen set in the manner of s1 / LIMO: `count` prompts, hardest first (lowest teacher pass rate),
+    spread round-robin over the groups `diversity` names, and the longest kept trace of each (or one in a length band)."""
+
+    count: int = Field(ge=1)  # prompts (one trace each)
+    difficulty: Literal["hardest", "random"] = "hardest"  # hardest: lowest teacher pass rate first, ties at random
+    diversity: str | None = None  # `source`, or a metadata field (e.g. `topic`, `difficulty`): round-robin over its values
+    length: Literal["longest", "shortest", "any"] = "longest"  # which kept trace of a prompt, and the tie-break
+    min_tokens: int | None = Field(default=None, ge=0)  # a length band: traces outside it are not candidates
+    max_tokens: int | None = Field(default=None, ge=1)
+
+
+class StudentFilter(Section):
+    """open-r1's pass-rate filter: the base student's pass@k on the training prompts; prompts it already solves at a
+    rate above `max` are dropped (teaching them costs steps and teaches little)."""
+
+    model: str  # the base student: a local path or a Hub id (engine hf / vllm) or a served name (openai)
+    engine: Literal["hf", "vllm", "openai"] = "hf"
+    base_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000/v1"])  # engine openai
+    k: int = Field(default=8, ge=1)  # samples per prompt
+    max: float = Field(default=0.75, ge=0, le=1)
+    temperature: float = Field(default=0.6, ge=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_tokens: int = Field(default=32768, ge=1)
+    seed: int = 0
+    concurrency: int = Field(default=16, ge=1)  # requests in flight
+
+    def band(self) -> PassRateBand:
+        return PassRateBand(min=0.0, max=self.max)
+
+
 class Selection(Section):
     max_per_prompt: int | None = Field(default=None, ge=1)  # None: keep every accepted trace
     policy: Literal["all", "shortest", "random"] = "all"
     seed: int = 0
+    pass_rate: PassRateBand | None = None  # the teacher's pass rate per prompt: e.g. {min: 0.1, max: 0.9}
+    student: StudentFilter | None = None  # the base student's pass rate per prompt (sampled, cached in the run)
+    subset: Subset | None = None  # applied last, on what the band and the student filter left
 
 
 class CurateSection(Section):

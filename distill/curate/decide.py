@@ -1,4 +1,5 @@
-"""Curation's decision, on the screened `Outcome`s: exact dedup, near-dedup, verdicts, then selection."""
+"""Curation's decision, on the screened `Outcome`s: exact dedup, near-dedup, verdicts, then selection (the
+teacher's pass-rate band, the student's pass-rate filter, up to m traces per prompt, a chosen subset)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ from collections import defaultdict
 from distill.curate import filters
 from distill.curate.config import CurateSection
 from distill.curate.screen import Outcome
+from distill.curate.selection import SelectionInputs, apply_band, choose_subset, teacher_pass_rates
 
 
-def decide(outcomes: list[Outcome], c: CurateSection) -> tuple[list[Outcome], list[Outcome]]:
+def decide(outcomes: list[Outcome], c: CurateSection,
+           selection: SelectionInputs | None = None) -> tuple[list[Outcome], list[Outcome]]:
     """(kept, rejected): every outcome ends with a reason, or None when kept. Rejected in the order of the reasons'
-    stages (filters, near-duplicates, verdicts, selection), which the summary's counts follow."""
+    stages (filters, near-duplicates, verdicts, selection), which the summary's counts follow. The teacher's pass
+    rates per prompt are recorded in `selection.teacher` for the summary."""
+    selection = selection if selection is not None else SelectionInputs()
+    selection.teacher = teacher_pass_rates(outcomes)
     candidates = drop_duplicates(outcomes)
     rejected = [o for o in outcomes if o.reason]
     if c.near_dedup.enabled:
@@ -28,10 +34,29 @@ def decide(outcomes: list[Outcome], c: CurateSection) -> tuple[list[Outcome], li
         else:
             outcome.reason = reason
             rejected.append(outcome)
-    kept, not_selected = select(accepted, c)
+    kept, dropped = select_by_difficulty(accepted, c, selection)
+    kept, not_selected = select(kept, c)
     for outcome in not_selected:
         outcome.reason = "not selected"
-    return kept, rejected + not_selected
+    sub = c.selection.subset
+    if sub is not None:
+        groups = selection.groups_for(sub.diversity, kept)
+        kept, not_in_subset = choose_subset(kept, selection.teacher_rates(), sub, c.selection.seed, groups)
+        not_selected += not_in_subset
+    return kept, rejected + dropped + not_selected
+
+
+def select_by_difficulty(accepted: list[Outcome], c: CurateSection,
+                         selection: SelectionInputs) -> tuple[list[Outcome], list[Outcome]]:
+    """The teacher's pass-rate band, then the student's filter (prompts it already solves above `max`)."""
+    dropped: list[Outcome] = []
+    if c.selection.pass_rate is not None:
+        accepted, out = apply_band(accepted, selection.teacher_rates(), c.selection.pass_rate)
+        dropped += out
+    if c.selection.student is not None and selection.student is not None:
+        accepted, out = apply_band(accepted, selection.student, c.selection.student.band(), "student pass rate")
+        dropped += out
+    return accepted, dropped
 
 
 def drop_duplicates(outcomes: list[Outcome]) -> list[Outcome]:

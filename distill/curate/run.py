@@ -34,6 +34,7 @@ from distill.curate.decide import decide
 from distill.curate.decontaminate import load_benchmarks
 from distill.curate.model_judge import JUDGE_FIELDS, judge_outcomes
 from distill.curate.screen import Outcome, VerdictCache, screen_traces
+from distill.curate.student_pass import prepare_selection
 from distill.curate.summary import closing_line, summarize
 from distill.errors import UsageError
 from distill.io import replace_dir, staging_dir_for
@@ -92,9 +93,10 @@ def curate(cfg: GenerateConfig) -> Path:
                                                sort_keys=True).encode()).hexdigest()[:12]
         outcomes = screen_traces(traces_dir, rank, c, decon, VerdictCache(run_dir / "verdicts", config_key))
         judged = judge_outcomes(traces_dir, rank, outcomes, c.judge, run_dir, cfg.name) if c.judge.enabled else None
-        kept, rejected = decide(outcomes, c)
+        selection = prepare_selection(c, run_dir, traces_dir, rank, outcomes)  # student pass rates, metadata groups
+        kept, rejected = decide(outcomes, c, selection)
         write_outputs(traces_dir, rank, outcomes, staging, c.keep_logprobs, c.answer_only, judged, c.judge.model)
-        summary = summarize(outcomes, kept, rejected, time.time() - started, run_dir)
+        summary = summarize(outcomes, kept, rejected, time.time() - started, run_dir, selection)
         summary.write(staging)
         run.finish(traces=len(outcomes), accepted=len(kept), rejected=len(rejected))
         replace_dir(staging, out_dir)

@@ -1,0 +1,161 @@
+"""The student pass-rate filter (open-r1's scripts/pass_rate_filtering): the base student's pass rate over k samples
+of each training prompt, sampled through the project's engines (hf on a CPU, vllm or a served model on a GPU) and
+judged by distill.verify (the one judge). Prompts the student already solves above `max` teach it little.
+
+Only prompts with a correct teacher sample are sampled (the others have no trace to keep). Results are cached per
+prompt in <run>/student_pass/<key>/, the key naming the student and its sampling: a rerun, or a curation with another
+band, samples nothing again; an interrupted one resumes from its last written chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from distill.curate.config import CurateSection, StudentFilter
+from distill.curate.screen import Outcome
+from distill.curate.selection import SelectionInputs
+from distill.progress import fmt_duration, say
+from distill.shards import ShardWriter
+from distill.traces import iter_batches, reference_tests
+from distill.verify.judge import judge_many
+from distill.verify.sandbox import LocalSandbox
+
+PROMPT_COLUMNS = ["prompt_id", "prompt_messages", "answer", "tests", "metadata"]
+RATES = pa.schema([("prompt_id", pa.string()), ("samples", pa.int32()), ("correct", pa.int32())])
+CHUNK = 256  # prompts per written shard: what an interruption can lose
+
+
+@dataclass
+class PromptFacts:
+    messages: list[dict]
+    answer: str | None
+    tests: list[dict] | None
+    metadata: dict
+
+
+def read_prompts(traces_dir: Path, rank: np.ndarray, wanted: set[str]) -> dict[str, PromptFacts]:
+    """The prompt of every wanted prompt id, from its first chosen trace."""
+    prompts: dict[str, PromptFacts] = {}
+    for start, batch in iter_batches(traces_dir, PROMPT_COLUMNS):
+        ranks = rank[start:start + batch.num_rows]
+        ids = batch.column("prompt_id").to_pylist()
+        rows = [i for i, (pid, r) in enumerate(zip(ids, ranks)) if r >= 0 and pid in wanted and pid not in prompts]
+        if not rows:
+            continue
+        part = batch.take(rows)
+        for pid, messages, answer, tests, metadata in zip(*(part.column(c).to_pylist() for c in PROMPT_COLUMNS)):
+            if pid not in prompts:
+                prompts[pid] = PromptFacts(messages, answer, tests, json.loads(metadata or "{}"))
+    return prompts
+
+
+def prepare_selection(c: CurateSection, run_dir: Path, traces_dir: Path, rank: np.ndarray,
+                      outcomes: list[Outcome]) -> SelectionInputs:
+    """The student's pass rates (student filter) and each prompt's metadata group (a subset's diversity over a
+    metadata field), where the config asks for them; the traces are read only then."""
+    sel = c.selection
+    field = sel.subset.diversity if sel.subset is not None else None
+    needs_groups = field is not None and field not in ("source", "difficulty")
+    inputs = SelectionInputs()
+    if not (needs_groups or sel.student is not None):
+        return inputs
+    solved = {o.prompt_id for o in outcomes if o.verdict is not None and o.verdict[0] and o.verdict[1] != "unverified"}
+    prompts = read_prompts(traces_dir, rank, solved if not needs_groups else {o.prompt_id for o in outcomes})
+    if needs_groups:
+        inputs.metadata_groups = {pid: str(p.metadata.get(field)) for pid, p in prompts.items()}
+    if sel.student is not None:
+        inputs.student = student_pass_rates(sel.student, {p: prompts[p] for p in solved if p in prompts},
+                                            run_dir / "student_pass", c)
+    return inputs
+
+
+def cache_key(f: StudentFilter, c: CurateSection) -> str:
+    what = [f.model, f.k, f.temperature, f.top_p, f.max_tokens, f.seed, c.verifier, c.reasoning, c.answer_kind]
+    return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:12]
+
+
+def read_cache(directory: Path) -> dict[str, tuple[int, int]]:
+    known: dict[str, tuple[int, int]] = {}
+    for path in sorted(directory.glob("rates-*.parquet")) if directory.is_dir() else []:
+        table = pq.read_table(path)
+        for pid, samples, correct in zip(*(table.column(c).to_pylist() for c in RATES.names)):
+            known[pid] = (samples, correct)
+    return known
+
+
+def student_pass_rates(f: StudentFilter, prompts: dict[str, PromptFacts], cache_root: Path,
+                       c: CurateSection) -> dict[str, float | None]:
+    """prompt id -> the student's pass rate (correct / judged samples; None when none could be judged)."""
+    directory = cache_root / cache_key(f, c)
+    known = read_cache(directory)
+    todo = sorted(pid for pid in prompts if pid not in known)
+    label = f"[curate] student pass rate ({f.model}, k={f.k})"
+    if todo:
+        say(f"{label}: sampling {len(todo):,} prompts ({len(prompts) - len(todo):,} cached in {directory})")
+        started = time.time()
+        asyncio.run(sample_all(f, c, [(pid, prompts[pid]) for pid in todo], directory, known, started, label))
+        say(f"{label}: {len(todo):,} prompts in {fmt_duration(time.time() - started)}")
+    else:
+        say(f"{label}: all {len(prompts):,} prompts cached in {directory}")
+    return {pid: (known[pid][1] / known[pid][0] if known[pid][0] else None) for pid in prompts if pid in known}
+
+
+def judge_item(response: str, p: PromptFacts, c: CurateSection) -> dict:
+    if p.tests:
+        return {"response": response, "tests": reference_tests(p.tests), "reasoning": c.reasoning,
+                "starter_code": p.metadata.get("starter_code"), "entry_point": p.metadata.get("entry_point")}
+    return {"response": response, "reference": p.answer, "reasoning": c.reasoning,
+            "kind": c.answer_kind}
+
+
+async def sample_all(f: StudentFilter, c: CurateSection, todo: list[tuple[str, PromptFacts]], directory: Path,
+                     known: dict[str, tuple[int, int]], started: float, label: str) -> None:
+    from distill.engines import SamplingParams, make_engine
+    from distill.teacher.config import EngineSection  # teacher.config imports curate.config: imported here
+
+    engine = make_engine(EngineSection(kind=f.engine, model=f.model, base_urls=f.base_urls,
+                                       max_concurrency=f.concurrency, per_endpoint_concurrency=f.concurrency))
+    limit = asyncio.Semaphore(f.concurrency)
+    writer = ShardWriter(directory, RATES, prefix="rates", digits=5)
+
+    async def one(index: int, pid: str, p: PromptFacts):
+        params = SamplingParams(n=f.k, temperature=f.temperature, top_p=f.top_p, max_tokens=f.max_tokens,
+                                seed=f.seed + index)
+        async with limit:
+            try:
+                return (await engine.complete(p.messages, params)).completions
+            except Exception as exc:  # a prompt the engine fails on is not judged (no rate), never guessed
+                say(f"{label}: {pid}: sampling failed ({str(exc).splitlines()[0][:200]})")
+                return []
+
+    try:
+        for first in range(0, len(todo), CHUNK):
+            chunk = todo[first:first + CHUNK]
+            results = await asyncio.gather(*(one(first + i, pid, p) for i, (pid, p) in enumerate(chunk)))
+            items, owners = [], []
+            for (pid, p), completions in zip(chunk, results):
+                for completion in completions:
+                    if completion.error is None:
+                        items.append(judge_item(completion.text or "", p, c))
+                        owners.append(pid)
+            sandbox = LocalSandbox(allow_weak=c.sandbox.allow_weak) if any("tests" in i for i in items) else None
+            verdicts = judge_many(items, workers=c.workers, sandbox=sandbox, limits=c.sandbox.limits())
+            counts = {pid: [0, 0] for pid, _ in chunk}
+            for pid, verdict in zip(owners, verdicts):
+                counts[pid][0] += 1
+                counts[pid][1] += bool(verdict.correct)
+            writer.write_rows([{"prompt_id": pid, "samples": s, "correct": k} for pid, (s, k) in counts.items()])
+            known.update({pid: (s, k) for pid, (s, k) in counts.items()})
+            done = first + len(chunk)
+            say(f"{label}: {done:,}/{len(todo):,} prompts, {fmt_duration(time.time() - started)}")
+    finally:
+        await engine.close()
