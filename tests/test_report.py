@@ -336,3 +336,60 @@ def test_html_renders_in_headless_chromium(runs, tmp_path):
     subprocess.run([*flags, "--window-size=1280,2400", f"--screenshot={shot}", html_path.as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert shot.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def add_selection_inputs(root: Path) -> dict:
+    """A curation with the teacher's pass rates, and per-source rows in a student's train_summary.json."""
+    path = root / "teacher/toy/curated/curation.json"
+    curation = json.loads(path.read_text())
+    curation["pass_rates"] = {
+        "edges": [i / 10 for i in range(11)], "kept": [0, 0, 30, 0, 0, 60, 0, 90, 0, 0],
+        "dropped": [20, 0, 0, 0, 0, 0, 0, 0, 0, 50], "prompts": 250, "mean": 0.61,
+        "never_solved": {"kept": 0, "dropped": 20}, "always_solved": {"kept": 0, "dropped": 50},
+        "samples_per_prompt": {"4": 250}}
+    curation["per_difficulty"] = {"2": {"kept": 400, "rejected": 100, "acceptance_rate": 0.8, "mean_pass_rate": 0.72}}
+    path.write_text(json.dumps(curation))
+    summary_path = root / "train/curated/train_summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["sources"] = [
+        {"name": "math", "source": "runs/teacher/math/curated", "split": "train", "rows": 480, "tokens": 600_000,
+         "share": 0.75, "token_share": 0.8},
+        {"name": "general", "source": "runs/teacher/general/curated", "split": "train", "rows": 160, "tokens": 150_000,
+         "share": 0.25, "token_share": 0.2}]
+    summary_path.write_text(json.dumps(summary))
+    return curation
+
+
+def test_pass_rate_histogram_and_rows_per_source(runs):
+    old = build_report(load(runs["config"])).with_name("report.md").read_text()
+    assert "Teacher pass rate per prompt" not in old and "share of tokens" not in old  # older runs: no such sections
+    add_selection_inputs(runs["root"])
+    build_report(load(runs["config"]))
+    report = runs["root"] / "report"
+    md = (report / "report.md").read_text()
+    heading = "### Teacher pass rate per prompt"
+    assert table_row(md, heading, "[0.7, 0.8)")[1:] == ["90", "0"]  # only the curation that recorded them is a column
+    assert table_row(md, heading, "[0.9, 1.0]")[1:] == ["0", "50"]
+    assert table_row(md, heading, "exactly 0 (never solved)")[1:] == ["0", "20"]
+    assert "| curated | 2 | 0.72 | 80.0% |" in md
+    assert (report / "pass_rates.png").read_bytes().startswith(PNG_SIGNATURE) and "](pass_rates.png)" in md
+    assert "| toy-student-curated | math | runs/teacher/math/curated | train | 480 | 600.0k | 75.0% | 80.0% |" in md
+    assert "| toy-student-curated | general |" in md and "| toy-student-unfiltered |" not in md.split("share of tokens")[1]
+
+
+def test_selection_section_reuses_the_paired_differences(runs, capsys):
+    config = yaml.safe_load(runs["config"].read_text())
+    config["selection"] = {"reference": "toy-student-unfiltered", "selected": ["toy-student-curated"],
+                           "benchmark": "math500"}
+    runs["config"].write_text(yaml.safe_dump(config))
+    build_report(load(runs["config"]))
+    md = (runs["root"] / "report" / "report.md").read_text()
+    math500 = next(c for c in headline_numbers(runs["config"])["comparisons"] if c["benchmark"] == "math500")
+    row = table_row(md, "## Selection by difficulty", "toy-student-curated")
+    assert row[1:3] == ["selected", "640"]
+    assert row[5] == f"{math500['diff']:+.1f} [{math500['ci95'][0]:+.1f}, {math500['ci95'][1]:+.1f}]"
+    assert table_row(md, "## Selection by difficulty", "toy-student-unfiltered")[5] == "reference"
+    assert "The smallest selected set that matches toy-student-unfiltered" in md  # its CI lies above 0
+    assert "Selection by teacher pass rate" in (runs["root"] / "report" / "summary.md").read_text()
+    code, err = run_cli(capsys, runs["config"], "selection.random=nobody")
+    assert code == 2 and err.count("\n") == 1 and "selection.random: unknown student 'nobody'" in err, err

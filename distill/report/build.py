@@ -9,7 +9,7 @@ from distill import locks
 from distill.config import load_config
 from distill.io import atomic_write_json, atomic_write_text, replace_dir, staging_dir_for
 from distill.progress import say
-from distill.report import methods, plots, tables
+from distill.report import methods, passrates, plots, selection, tables
 from distill.report.config import ReportConfig
 from distill.report.document import Block, Details, Heading, Image, Paragraph
 from distill.report.html import render_html
@@ -47,6 +47,12 @@ def summary_blocks(inputs: Inputs, numbers: Headline, cfg: ReportConfig | None =
     if cfg is not None and cfg.methods is not None:
         blocks += [Paragraph("Methods at their cost (teacher tokens generated or scored, student steps summed over "
                              "continued runs):"), methods.method_table(methods.method_rows(inputs, cfg), cfg.methods.control)]
+    if cfg is not None and cfg.selection is not None:
+        rows = selection.selection_rows(inputs, cfg)
+        blocks += [Paragraph("Selection by teacher pass rate (same steps; paired differences):"),
+                   selection.selection_table(rows, cfg)]
+        verdict = selection.verdict(rows, cfg)
+        blocks += [Paragraph(verdict)] if verdict else []
     return blocks
 
 
@@ -82,14 +88,30 @@ def plot_blocks(inputs: Inputs, run_dir: Path) -> list[Block]:
     ]
 
 
-def data_blocks(inputs: Inputs) -> list[Block]:
+def data_blocks(inputs: Inputs, run_dir: Path) -> list[Block]:
     if not inputs.curations:
         return []
     generations = sorted({str(run.generation_dir) for run in inputs.curations})
     described = ", ".join(f"{run.name} ({run.dir})" for run in inputs.curations)
     return [Heading("Data"), Paragraph(f"Teacher traces from {', '.join(generations)}; curations: {described}."),
             tables.data_overview_table(inputs.curations), tables.rejection_table(inputs.curations),
-            tables.source_table(inputs.curations)]
+            tables.source_table(inputs.curations), *pass_rate_blocks(inputs, run_dir)]
+
+
+def pass_rate_blocks(inputs: Inputs, run_dir: Path) -> list[Block]:
+    if not passrates.with_rates(inputs.curations):
+        return []
+    blocks: list[Block] = [Heading("Teacher pass rate per prompt", 3), Paragraph(
+        "Per curation, prompts by the teacher's pass rate over its samples (correct / verified): kept prompts have a "
+        "trace in the training set, dropped ones none (never solved, or out of the selection's band or subset)."),
+        passrates.pass_rate_table(inputs.curations)]
+    by_difficulty = passrates.difficulty_table(inputs.curations)
+    if by_difficulty:
+        blocks.append(by_difficulty)
+    plot = passrates.pass_rate_plot(inputs.curations, run_dir)
+    if plot:
+        blocks.append(Image(plot, "prompts by teacher pass rate, kept (green) and dropped (red), per curation"))
+    return blocks
 
 
 def method_blocks(inputs: Inputs, cfg: ReportConfig, run_dir: Path) -> list[Block]:
@@ -112,6 +134,10 @@ def training_blocks(inputs: Inputs, run_dir: Path) -> list[Block]:
     if not any(m.training for m in inputs.students):
         return []
     blocks: list[Block] = [Heading("Training"), tables.training_table(inputs.students)]
+    sources = tables.student_sources_table(inputs.students)
+    if sources:
+        blocks += [Paragraph("Training rows and tokens per data source (tokens: one pass over the rows, cut at "
+                             "max_length):"), sources]
     curves = plots.loss_curves(inputs, run_dir)
     if curves:
         blocks.append(Image(curves, "training loss per logged step"))
@@ -151,7 +177,8 @@ def build_report(cfg: ReportConfig) -> Path:
         blocks += score_blocks(inputs, numbers, cfg)
         blocks += plot_blocks(inputs, staging)
         blocks += method_blocks(inputs, cfg, staging)
-        blocks += data_blocks(inputs)
+        blocks += selection.selection_blocks(inputs, cfg, staging)
+        blocks += data_blocks(inputs, staging)
         blocks += training_blocks(inputs, staging)
         blocks += provenance_blocks(inputs)
         blocks.append(own_provenance(run))

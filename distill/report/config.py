@@ -32,6 +32,16 @@ class Comparison(Section):
     worse: str
 
 
+class SelectionSection(Section):
+    """Selection by difficulty, measured: students trained on selected traces against the all-traces student and
+    against one trained on as many random traces (paired differences), and how much selected data matches all."""
+
+    reference: str                     # the student trained on all traces
+    random: str | None = None          # the student trained on as many random traces as the (largest) selected one
+    selected: list[str] = Field(min_length=1)  # students trained on selected traces, at one or several sizes
+    benchmark: str | None = None       # default: the first benchmark
+
+
 class BootstrapSection(Section):
     resamples: int = Field(10_000, ge=100)
     seed: int = 0
@@ -51,6 +61,7 @@ class ReportConfig(Section):
     benchmarks: list[str] | None = None  # which benchmarks, in which order; default: the teacher's
     comparisons: list[Comparison] = []   # paired differences between students, beside each student vs the teacher
     methods: MethodsSection | None = None  # a table and plot of distillation methods (sft, kd, on-policy) at their cost
+    selection: SelectionSection | None = None  # selected vs random vs all traces (issue 15's toy measurements)
     bootstrap: BootstrapSection = BootstrapSection()
 
     @model_validator(mode="after")

@@ -188,6 +188,11 @@ def load_inputs(cfg: ReportConfig) -> Inputs:
             (f"students ({m.name}).continues", m.continues) for m in students]:
         if name and name not in student_names:
             raise UsageError(f"{what}: unknown student {name!r} (expected one of: {', '.join(student_names)})")
+    selection = cfg.selection
+    for what, name in ([("selection.reference", selection.reference), ("selection.random", selection.random)]
+                       + [(f"selection.selected.{i}", n) for i, n in enumerate(selection.selected)] if selection else []):
+        if name and name not in student_names:
+            raise UsageError(f"{what}: unknown student {name!r} (expected one of: {', '.join(student_names)})")
     if cfg.methods:
         untrained = [m.name for m in students if not m.training]
         if untrained:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from matplotlib.figure import Figure
 
 from distill.progress import fmt_count, fmt_duration
@@ -43,8 +44,22 @@ def lineage(model: ModelRun, inputs: Inputs) -> list[ModelRun]:
     return chain
 
 
+def data_generations(model: ModelRun, inputs: Inputs) -> set[Path]:
+    """The generation runs behind the curations a student trained on (its config.yaml's data source or sources)."""
+    path = model.training.dir / "config.yaml" if model.training else None
+    try:
+        data = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("data") or {} if path and path.is_file() else {}
+    except (OSError, yaml.YAMLError):
+        data = {}
+    sources = [data.get("source")] + [s.get("source") for s in data.get("sources") or [] if isinstance(s, dict)]
+    wanted = {Path(s).resolve() for s in sources if isinstance(s, str)}
+    return {run.generation_dir for run in inputs.curations if run.dir.resolve() in wanted}
+
+
 def teacher_tokens(chain: list[ModelRun], inputs: Inputs) -> int | None:
     generations = {run.generation_dir: run.generation for run in inputs.curations if run.generation}
+    own = data_generations(chain[0], inputs)  # unknown (data elsewhere, an older run): every generation given
+    generations = {d: g for d, g in generations.items() if d in own} or generations
     generated = sum(g.completion_tokens for g in generations.values()) if generations else None
     total = generated if chain[0].training.summary.method in ("sft", "kd") else 0
     for stage in chain:

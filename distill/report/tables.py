@@ -162,6 +162,22 @@ def training_table(students: list[ModelRun]) -> Table:
     return Table(["student", "steps", "examples", "tokens seen", "final loss", "wall time", "parameters"], rows)
 
 
+def student_sources_table(students: list[ModelRun]) -> Table | None:
+    """Each student's training rows per source (train_summary.json's `sources`; absent in runs written before it)."""
+    rows = []
+    for m in students:
+        for entry in (getattr(m.training.summary, "sources", None) or []) if m.training else []:
+            e = entry if isinstance(entry, dict) else entry.model_dump()
+            tokens, token_share = e.get("tokens"), e.get("token_share")
+            rows.append([m.name, str(e.get("name", DASH)), str(e.get("source", DASH)), str(e.get("split") or DASH),
+                         f"{e.get('rows', 0):,}", DASH if tokens is None else fmt_count(tokens), share(e.get("share")),
+                         share(token_share)])
+    if not rows:
+        return None
+    return Table(["student", "source", "path or id", "split", "rows", "tokens", "share of rows", "share of tokens"], rows,
+                 numeric=[False, False, False, False, True, True, True, True])
+
+
 def provenance_table(items: list[Provenance]) -> Table:
     rows = []
     for p in items:
