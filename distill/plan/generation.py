@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from distill.config import looks_like_local_path
-from distill.plan.render import Plan
+from distill.plan.render import Plan, amount, count
 
 # Stated, not measured here: GPUStack's performance lab, DeepSeek-R1-0528 on one 8xH200 node with vLLM 0.11.0 untuned,
 # "Short Prompt" case: 5,931 tokens/s in total (short prompts, so nearly all output).
@@ -82,15 +82,15 @@ def plan_generation(cfg, config_path: str, opts) -> Plan:
             cost_how = "no cost.gpu_hour_usd in the run; --gpu-hour-usd"
     plan.fact("output tokens", f"{output:,.0f}" if output else "unknown", "prompts x k x mean trace")
     if gpu_hours:
-        plan.fact("teacher GPU-hours", f"{gpu_hours:,.0f} ({gpu_hours / gpus:,.1f} h on {gpus} GPUs, cost.gpus)",
+        plan.fact("teacher GPU-hours", f"{amount(gpu_hours)} ({amount(gpu_hours / gpus)} h on {gpus} GPUs, cost.gpus)",
                   "output tokens / throughput; prefill not counted (short prompts, long traces)")
     else:
         plan.fact("teacher GPU-hours", "unknown", "needs the prompt count")
-    plan.fact("cost", f"${cost:,.0f}" if cost is not None else "unknown", cost_how or "")
-    plan.verdict = (f"generation: {output / 1e9:.2f}B output tokens, {gpu_hours:,.0f} GPU-hours" if gpu_hours
+    plan.fact("cost", amount(cost, "$") if cost is not None else "unknown", cost_how or "")
+    plan.verdict = (f"generation: {count(output)} output tokens, {amount(gpu_hours)} GPU-hours" if gpu_hours
                     else "generation: cost unknown until the prompt count is known (--prompts N)")
     if cost is not None:
-        plan.verdict += f", ${cost:,.0f}"
+        plan.verdict += f", {amount(cost, '$')}"
     plan.notes.append("a run from scratch: an interrupted run resumes and asks only for the missing samples")
     plan.data = {"kind": "generation", "config": str(config_path), "name": cfg.name, "prompts": prompts, "k": k,
                  "mean_trace_tokens": mean, "mean_trace_source": mean_how, "output_tokens": output,

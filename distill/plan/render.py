@@ -25,6 +25,19 @@ def gib(value: float) -> str:
     return f"{value / 2**30:.1f}"
 
 
+def count(n: float) -> str:
+    """1.54B, 0.4M, 12.3k: parameter and token counts of any size."""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f}{unit}" if unit == "B" else f"{n / size:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+def amount(x: float, prefix: str = "") -> str:
+    """Hours or dollars: whole above 10, else two significant digits (a toy run costs fractions of a GPU-hour)."""
+    return f"{prefix}{x:,.0f}" if x >= 10 else f"{prefix}{x:.2g}"
+
+
 def text(plan: Plan) -> str:
     out = [plan.title, ""]
     width = max((len(w) for w, _, _ in plan.facts), default=0)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from distill.plan.cluster import Cluster, read_accelerate, resolve
 from distill.plan.hardware import load_rows, pick_mfu, run_mode
 from distill.plan.memory import GIB, ModelShape, Sharding, activations, model_shape, model_states, parameter_count
-from distill.plan.render import Plan, gib
+from distill.plan.render import Plan, amount, count, gib
 from distill.plan.tokens import count_tokens
 
 # Kept free of the GPU's memory: CUDA context, NCCL buffers, allocator fragmentation (override: --headroom).
@@ -114,8 +114,8 @@ def plan_student(cfg, config_path: str, opts) -> Plan:
               f"{cluster.total_gpus} GPUs; {g.memory_gib:.1f} GiB, {g.bf16_tflops:.0f} TFLOPs bf16 dense each",
               f"{cluster.source}; datasheet figures; --gpu, --gpus-per-node, --nodes")
     plan.fact("sharding", cluster.sharding.label, f"{cluster.sharding.source}; --accelerate NAME|PATH")
-    trainable = "all trainable" if not shape.lora else f"{shape.trainable / 1e6:.1f}M trainable (LoRA r={cfg.lora.r})"
-    plan.fact("parameters", f"{shape.params / 1e9:.2f}B, {trainable}",
+    trainable = "all trainable" if not shape.lora else f"{count(shape.trainable)} trainable (LoRA r={cfg.lora.r})"
+    plan.fact("parameters", f"{count(shape.params)}, {trainable}",
               f"{cfg.model.name_or_path} built on the meta device; weights {gib(shape.weight_bytes)} GiB in "
               f"{cfg.model.dtype} (accelerate calculate_maximum_sizes)")
     plan.fact("micro-batch", f"{t.per_device_train_batch_size} x {t.max_length} tokens per GPU, "
@@ -172,15 +172,15 @@ def plan_student(cfg, config_path: str, opts) -> Plan:
     doc_how = f"{mean_doc:,.0f} tokens" + ("" if tokens.mean_trace else " assumed: max_length / 2")
     per_billion = 1e9 * fpt / (mfu_value * g.bf16_tflops * 1e12) / 3600 if mfu_value else None
     if per_billion:
-        plan.fact("GPU-hours per 1B tokens", f"{per_billion:,.0f} (${per_billion * usd:,.0f})",
+        plan.fact("GPU-hours per 1B tokens", f"{amount(per_billion)} ({amount(per_billion * usd, '$')})",
                   f"{fpt / 1e9:.2f} GFLOPs/token: 6N + 6 L s h, mean document {doc_how}; / (MFU x peak)")
     gpu_hours = cost = wall_h = None
     if trained and mfu_value:
         seconds = trained * fpt / (mfu_value * g.bf16_tflops * 1e12 * cluster.total_gpus)
         wall_h, gpu_hours = seconds / 3600, seconds * cluster.total_gpus / 3600
         cost = gpu_hours * usd
-        plan.fact("GPU-hours", f"{gpu_hours:,.0f} ({wall_h:,.1f} h on {cluster.total_gpus} GPUs)", "tokens trained x the above")
-        plan.fact("cost", f"${cost:,.0f}", f"${usd:.2f} per GPU-hour " + (
+        plan.fact("GPU-hours", f"{amount(gpu_hours)} ({amount(wall_h)} h on {cluster.total_gpus} GPUs)", "tokens trained x the above")
+        plan.fact("cost", amount(cost, "$"), f"${usd:.2f} per GPU-hour " + (
             "(--gpu-hour-usd)" if opts.gpu_hour_usd is not None else f"(assumed {g.name} on-demand price; --gpu-hour-usd)"))
     else:
         plan.fact("GPU-hours", "unknown", "needs the tokens trained and an MFU")
