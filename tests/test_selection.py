@@ -192,3 +192,13 @@ def test_student_filter_with_an_untrained_toy_base_drops_nothing(tmp_path, toy_w
     out = curate(load_config(config, GenerateConfig))
     summary = json.loads((out / "curation.json").read_text())
     assert summary["accepted"] == 12 and summary["student_pass_rates"]["mean"] == 0.0
+
+
+def test_student_filter_samples_only_prompts_inside_the_teachers_band(tmp_path, toy_world, capsys):
+    config = student_run(tmp_path, toy_world, toy_world / "bases" / "qwen2-h64-l2", count=4)
+    recipe = yaml.safe_load(config.read_text())
+    recipe["curate"]["selection"]["pass_rate"] = {"max": 0.75}  # every toy trace here is right: pass rate 1.0
+    config.write_text(yaml.safe_dump(recipe))
+    out = curate(load_config(config, GenerateConfig))
+    assert "all 0 prompts cached" in capsys.readouterr().out  # nothing sampled for prompts the band drops
+    assert json.loads((out / "curation.json").read_text())["rejected_by_reason"] == {"pass rate": 8}

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from distill.curate.config import CurateSection, StudentFilter
 from distill.curate.screen import Outcome
-from distill.curate.selection import SelectionInputs
+from distill.curate.selection import SelectionInputs, band_reason, teacher_pass_rates
 from distill.progress import fmt_duration, say
 from distill.shards import ShardWriter
 from distill.traces import iter_batches, reference_tests
@@ -69,6 +69,9 @@ def prepare_selection(c: CurateSection, run_dir: Path, traces_dir: Path, rank: n
     if not (needs_groups or sel.student is not None):
         return inputs
     solved = {o.prompt_id for o in outcomes if o.verdict is not None and o.verdict[0] and o.verdict[1] != "unverified"}
+    if sel.pass_rate is not None:  # prompts the teacher's band drops need no student samples
+        rates = teacher_pass_rates(outcomes)
+        solved = {p for p in solved if band_reason(rates[p].rate, sel.pass_rate) is None}
     prompts = read_prompts(traces_dir, rank, solved if not needs_groups else {o.prompt_id for o in outcomes})
     if needs_groups:
         inputs.metadata_groups = {pid: str(p.metadata.get(field)) for pid, p in prompts.items()}
