@@ -134,12 +134,32 @@ def test_a_repeated_curation_reuses_the_judgements_even_with_another_threshold(t
 
 def test_a_failed_judge_request_rejects_its_trace_with_the_reason_and_is_asked_again_next_time(tmp_path):
     with FakeJudgeServer(faults=["500"]) as server:
-        path, run = write_run(tmp_path, POEMS[:1], judge=fake_judge(server))
+        judge = fake_judge(server, engine={"max_concurrency": 1, "max_retries": 0})  # in order: p1/0 gets the 500
+        path, run = write_run(tmp_path, POEMS[:2], judge=judge)
         out = curate(load_config(path, GenerateConfig))
         reason = rows(out, "rejected")[("p1", 0)]["reason"]
         assert reason.startswith("judge: request failed: EngineError: gave up after 1 tries") and "HTTP 500" in reason
+        assert rows(out, "rejected")[("p1", 1)]["reason"] == "judge: score 3 < 6"
         out = curate(load_config(path, GenerateConfig))
-        assert len(server.requests) == 2 and rows(out, "train")[("p1", 0)]["judge_score"] == 8
+        assert len(server.requests) == 3  # the failed one asked again, the other from the cache
+        assert rows(out, "train")[("p1", 0)]["judge_score"] == 8
+
+
+def test_a_judge_that_never_answers_stops_curation_with_one_line(tmp_path):
+    from conftest import free_port
+
+    judge = {"enabled": True, "model": "judge", "base_urls": [f"http://127.0.0.1:{free_port()}/v1"],
+             "engine": {"max_retries": 0, "endpoint_failures_before_down": 10}}
+    path, run = write_run(tmp_path, POEMS[:2], judge=judge)
+    result = run_cli("curate", path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "curate.judge: all 2 requests to the judge judge failed (is it served at http://127.0.0.1:" in result.stderr
+    assert "connection error" in result.stderr and not (run / "curated").exists()
+    (tmp_path / "empty").mkdir()
+    path, run = write_run(tmp_path, POEMS[:1], judge={"enabled": True, "kind": "hf", "model": str(tmp_path / "empty")})
+    result = run_cli("curate", path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"curate.judge.model: cannot load '{tmp_path / 'empty'}' (hf)" in result.stderr
 
 
 @pytest.mark.parametrize("text, score, reason", [

@@ -25,6 +25,7 @@ import pyarrow as pa
 from distill.curate.config import JudgeModel
 from distill.curate.screen import Outcome, TraceCache
 from distill.engines import SamplingParams, make_engine
+from distill.errors import DistillError, UsageError
 from distill.progress import fmt_duration, say
 from distill.traces import iter_batches
 from distill.verify.reasoning import THINK_END, THINK_START, split_reasoning
@@ -133,7 +134,11 @@ async def ask(cfg: JudgeModel, requests, cache: TraceCache, results: dict, progr
     """Send each (trace id, messages) of `requests` to the judge, at most max_concurrency in flight, reading the
     traces only as fast as the judge answers."""
     engine_cfg = cfg.engine_section()
-    engine = make_engine(engine_cfg)
+    try:
+        engine = make_engine(engine_cfg)
+    except Exception as exc:  # a local judge (hf, vllm) that does not load
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"curate.judge.model: cannot load {cfg.model!r} ({cfg.kind}): {reason}") from None
     params = SamplingParams(n=1, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
     slots = asyncio.Semaphore(engine_cfg.max_concurrency)
     tasks: set[asyncio.Task] = set()
@@ -195,6 +200,11 @@ def judge_outcomes(traces_dir: Path, rank: np.ndarray, outcomes: list[Outcome], 
         asked_for = fmt_duration(time.time() - started)
     else:
         asked_for = "0s"
+    failures = [reason for score, reason in results.values() if score is None and reason.startswith(FAILED)]
+    if todo.any() and len(failures) == int(todo.sum()):
+        raise DistillError(f"curate.judge: all {len(failures)} requests to the judge {cfg.model} failed (is it served at "
+                           f"{', '.join(cfg.base_urls) or 'its address'}?); first: {failures[0]}; rerun once it answers "
+                           "(scores it gave before stay cached)")
     kept = 0
     for index in chosen:
         outcome = outcomes[index]
@@ -204,7 +214,7 @@ def judge_outcomes(traces_dir: Path, rank: np.ndarray, outcomes: list[Outcome], 
         else:
             kept += 1
     scores = [score for score, _ in results.values() if score is not None]
-    failed = sum(score is None and reason.startswith(FAILED) for score, reason in results.values())
+    failed = len(failures)
     mean = f"mean score {sum(scores) / len(scores):.2f}; " if scores else ""
     say(f"[curate {name}] judge: {len(results) - failed} of {len(chosen)} traces judged ({asked_for} asking); {mean}"
         f"{kept} at or above {cfg.threshold:g}, {len(scores) - kept} below, {len(results) - len(scores) - failed} "
