@@ -11,7 +11,7 @@ import yaml
 from conftest import ROOT, run_cli, student_yaml
 from distill.config import load_config
 from distill.errors import UsageError
-from distill.students.config import DataSection
+from distill.students.config import DataSection, StudentConfig
 from distill.students.mixture import MixConfig, draw_mixture, training_rows
 
 
@@ -164,6 +164,16 @@ def test_mix_writes_a_dataset_a_student_trains_on_with_rows_and_tokens_per_sourc
     # Toy problems are alike in length, so token shares follow row shares; a real check that tokens are per source.
     assert by_name["math"]["token_share"] == pytest.approx(0.6, abs=0.05)
     assert by_name["general"]["tokens"] < by_name["code"]["tokens"] < by_name["math"]["tokens"]
+
+    # The recipes' way: data.sources in the student's own YAML draws the same mixture and accounts for it alike.
+    from distill.students.train import train
+
+    recipe = yaml.safe_load(student.read_text())
+    recipe.update(run_dir=str(tmp_path / "run-sources"), data=yaml.safe_load(mix_yaml.read_text())["data"])
+    student.write_text(yaml.safe_dump(recipe))
+    train(load_config(student, StudentConfig))
+    direct = json.loads((tmp_path / "run-sources" / "train_summary.json").read_text())["sources"]
+    assert [(s["name"], s["rows"], s["tokens"]) for s in direct] == [(s["name"], s["rows"], s["tokens"]) for s in summary["sources"]]
 
 
 @pytest.fixture(scope="module")
