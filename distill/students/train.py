@@ -7,8 +7,9 @@ resume, manifest, progress and summary are the same for all three.
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -115,6 +116,12 @@ def on_policy_args(cfg: StudentConfig, on_gpu: bool):
         beta=d.beta, temperature=d.temperature, max_completion_length=d.max_completion_length))
 
 
+def checkpointing_arg(config_class) -> str:
+    """transformers 5.2x renamed gradient_checkpointing to activation_checkpointing; GPU images still ship older ones."""
+    return "activation_checkpointing" if "activation_checkpointing" in {f.name for f in fields(config_class)} \
+        else "gradient_checkpointing"
+
+
 def trainer_args(config_class, cfg: StudentConfig, on_gpu: bool, specific: dict):
     """The TrainingArguments every method shares, plus the method's own (`specific`) and `training.extra`."""
     t = cfg.training
@@ -134,7 +141,7 @@ def trainer_args(config_class, cfg: StudentConfig, on_gpu: bool, specific: dict)
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
         bf16=bf16,
-        activation_checkpointing=t.gradient_checkpointing and on_gpu,
+        **{checkpointing_arg(config_class): t.gradient_checkpointing and on_gpu},
         use_liger_kernel=t.use_liger_kernel,
         logging_steps=t.logging_steps,
         save_strategy="steps",
@@ -242,6 +249,10 @@ def prepare(cfg: StudentConfig) -> Prepared:
         trainer = OnPolicyTrainer(teacher_model=teacher.model, train_dataset=prompts_dataset(dataset, cfg.data.source),
                                   lmbda=d.lmbda, scorer=teacher.scorer, tail=d.tail, **common)
     trainer.remove_callback(PrinterCallback)  # our ProgressCallback prints instead of raw log dicts
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and not trainer.is_fsdp_enabled:
+        # accelerate (1.15) enables FSDP only for GPU-type runs; on CPU processes it drops the config without a word
+        raise UsageError("accelerate config: FSDP was asked for, but accelerate runs these processes unsharded "
+                         f"({trainer.accelerator.distributed_type}): FSDP needs GPUs; use configs/accelerate/ddp.yaml here")
     if trainer.accelerator.is_main_process:  # a full disk is one line now, not a torch.save error at the first checkpoint
         check_disk_for_checkpoints(args.output_dir, trainer.model, args.save_steps, args.max_steps, args.save_total_limit,
                                    fp32_states=trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled)
