@@ -39,7 +39,8 @@ class PlanOptions:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The plan command's flags (distill/cli.py adds them to its `plan` subcommand)."""
-    group = parser.add_argument_group("plan")
+    group = parser.add_argument_group("plan", "KEY=VALUE overrides go before these flags (argparse reads no positional "
+                                      "after them): distill plan RECIPE training.max_length=16384 --gpu h200")
     group.add_argument("--gpu", help="GPU kind: H100, H200, B200, A100-80GB, A100-40GB, L40S (default: the recipe's "
                        "header, else H100)")
     group.add_argument("--gpus-per-node", type=int, help="default: the recipe's header, else 8")

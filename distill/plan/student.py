@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 from distill.plan.cluster import Cluster, read_accelerate, resolve
 from distill.plan.hardware import load_rows, pick_mfu, run_mode
-from distill.plan.memory import GIB, ModelShape, Sharding, activations, model_shape, model_states, parameter_count
+from distill.plan.memory import (GIB, ModelShape, Sharding, activations, estimate_zero3_model_states_mem_needs, model_shape,
+                                 model_states, parameter_count)
 from distill.plan.render import Plan, amount, count, gib
 from distill.plan.tokens import count_tokens
 
@@ -45,7 +47,7 @@ def flops_per_token(shape: ModelShape, mean_doc: float) -> float:
 def suggestion(cfg, shape: ModelShape, setting: Setting, cluster: Cluster, usable: float) -> str:
     """The first single change that makes the run fit, as a one-line suggestion."""
     t = cfg.training
-    tries: list[tuple[str, ModelShape, Setting]] = []
+    tries: list[tuple[str, Any, Setting]] = []
     if not setting.checkpointing:
         tries.append(("training.gradient_checkpointing=true", shape, replace(setting, checkpointing=True)))
     if not setting.liger and cfg.method == "sft":
@@ -54,19 +56,22 @@ def suggestion(cfg, shape: ModelShape, setting: Setting, cluster: Cluster, usabl
     if setting.sharding.kind in ("ddp", "zero2"):
         tries.append(("--accelerate zero3 (configs/accelerate/zero3.yaml)", shape,
                       replace(setting, sharding=read_accelerate("zero3"))))
-    if setting.sharding.kind == "zero3" and not setting.sharding.offload_optimizer:
-        tries.append(("offload_optimizer_device: cpu in the ZeRO-3 config (Adam state in host RAM)", shape,
-                      replace(setting, sharding=replace(setting.sharding, offload_optimizer=True))))
     if setting.sharding.kind in ("zero3", "fsdp"):
         for nodes in range(cluster.nodes + 1, 17):
             tries.append((f"--nodes {nodes} ({nodes * cluster.gpus_per_node} GPUs)", shape,
                           replace(setting, total_gpus=nodes * cluster.gpus_per_node)))
+    if setting.sharding.kind == "zero3" and not setting.sharding.offload_optimizer:
+        host, _ = estimate_zero3_model_states_mem_needs(shape.trainable, shape.largest_module_params, cluster.gpus_per_node,
+                                                        setting.total_gpus // cluster.gpus_per_node, True, False)
+        tries.append((f"offload_optimizer_device: cpu in the ZeRO-3 config (Adam state in host RAM: about {gib(host)} GiB "
+                      "per node, DeepSpeed's estimate)", shape,
+                      replace(setting, sharding=replace(setting.sharding, offload_optimizer=True))))
     if not shape.lora:
         lora = cfg.lora.model_copy(update={"enabled": True})
         tries.append(("lora.enabled=true (an adapter: far less optimizer state)",
-                      model_shape(cfg.model.name_or_path, cfg.model.config_overrides, cfg.model.dtype, lora), setting))
+                      lambda: model_shape(cfg.model.name_or_path, cfg.model.config_overrides, cfg.model.dtype, lora), setting))
     for what, s_shape, s_setting in tries:
-        total = per_gpu(s_shape, s_setting)["total"]
+        total = per_gpu(s_shape() if callable(s_shape) else s_shape, s_setting)["total"]  # LoRA's shape: built if reached
         if total <= usable:
             return f"fits with {what}: {gib(total)} GiB per GPU"
     length = t.max_length
