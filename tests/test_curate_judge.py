@@ -81,6 +81,7 @@ POEMS = [
     trace("p1", 2, r1("The sea is wide and deep,\nits secrets it will keep. GRADE=8")),  # an exact duplicate of p1/0
     trace("p2", 0, r1("Waves roll in, waves roll out. GARBLE")),
     trace("p2", 1, "<think>\nA poem about the sea, so", finish="length"),  # truncated: the filters reject it first
+    trace("p1", 3, r1("Sea. Water. GRADE=3")),  # an exact duplicate of p1/1
 ]
 
 
@@ -104,14 +105,16 @@ def test_judge_scores_keep_or_reject_by_threshold_and_are_stored_with_the_traces
     assert kept["messages"][-1] == {"role": "assistant",
                                     "content": NO_REASONING + "The sea is wide and deep,\nits secrets it will keep. GRADE=8"}
     assert rejected[("p1", 1)]["reason"] == "judge: score 3 < 6" and rejected[("p1", 1)]["judge_score"] == 3
-    assert rejected[("p1", 2)]["reason"] == "duplicate response" and rejected[("p1", 2)]["judge_score"] is None
+    # A repeated response carries the judgement of the one the judge read.
+    assert rejected[("p1", 2)]["reason"] == "duplicate response" and rejected[("p1", 2)]["judge_score"] == 8
+    assert rejected[("p1", 3)]["reason"] == "judge: score 3 < 6" and rejected[("p1", 3)]["judge_score"] == 3
     unparseable = rejected[("p2", 0)]
     assert unparseable["reason"] == ("judge: unparseable: no 'Score: N' line: "
                                      "'What a lovely poem, I enjoyed reading it.'")
     assert unparseable["judge_score"] is None and unparseable["judge_model"] == "fake-judge"
     assert rejected[("p2", 1)]["reason"] == "truncated (finish_reason length)" and rejected[("p2", 1)]["judge_model"] is None
     summary = json.loads((out / "curation.json").read_text())
-    assert summary["accepted"] == 1 and summary["rejected_by_reason"]["judge"] == 2
+    assert summary["accepted"] == 1 and summary["rejected_by_reason"]["judge"] == 3
 
 
 def test_a_repeated_curation_reuses_the_judgements_even_with_another_threshold(tmp_path):
@@ -269,7 +272,7 @@ def test_the_real_toy_teacher_served_by_vllm_as_the_judge(tmp_path):
         path, run = write_run(tmp_path, POEMS, judge=judge)
         out = curate(load_config(path, GenerateConfig))
         judged = [r for r in {**rows(out, "train"), **rows(out, "rejected")}.values() if r["judge_model"]]
-        assert len(judged) == 3
+        assert len(judged) == 5  # three responses read, two repeats carrying their judgements
         for row in judged:
             reason = row.get("reason")
             assert reason is None or reason.startswith(("judge: unparseable: ", "judge: score ")), reason

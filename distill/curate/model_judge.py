@@ -174,8 +174,9 @@ async def ask(cfg: JudgeModel, requests, cache: TraceCache, results: dict, progr
 
 def judge_outcomes(traces_dir: Path, rank: np.ndarray, outcomes: list[Outcome], cfg: JudgeModel, run_dir: Path,
                    name: str) -> dict[str, tuple[float | None, str]]:
-    """Judge the outcomes still in the running; those below the threshold, or with an unreadable answer, get their
-    verdict turned into the rejection. Returns (score, reason) per judged trace id, for the curated files."""
+    """Judge the outcomes still in the running; those below the threshold, or with an unreadable answer, are rejected
+    with that reason (their verifier's verdict stays as it was: a teacher's pass rate counts what it solved). Returns
+    (score, reason) per judged trace id, for the curated files."""
     cache = TraceCache(run_dir / "judgements", cache_key(cfg), JUDGEMENTS, "judgements", flush_rows=32)
     chosen = to_judge(outcomes)
     results = {outcomes[i].trace_id: cache.known[outcomes[i].trace_id] for i in chosen if outcomes[i].trace_id in cache.known}
@@ -205,18 +206,26 @@ def judge_outcomes(traces_dir: Path, rank: np.ndarray, outcomes: list[Outcome], 
         raise DistillError(f"curate.judge: all {len(failures)} requests to the judge {cfg.model} failed (is it served at "
                            f"{', '.join(cfg.base_urls) or 'its address'}?); first: {failures[0]}; rerun once it answers "
                            "(scores it gave before stay cached)")
-    kept = 0
+    kept, by_response = 0, {}
     for index in chosen:
         outcome = outcomes[index]
-        reason = verdict_of(results[outcome.trace_id], cfg.threshold)
-        if reason:
-            outcome.verdict = (False, reason)
-        else:
-            kept += 1
-    scores = [score for score, _ in results.values() if score is not None]
+        judgement = results[outcome.trace_id]
+        outcome.reason = verdict_of(judgement, cfg.threshold)
+        kept += outcome.reason is None
+        if outcome.response_key is not None:
+            by_response[outcome.response_key] = judgement
+    # An exact repeat of a judged response carries its judgement: rejected with it, or later as a duplicate.
+    for outcome in outcomes:
+        if outcome is None or outcome.reason or not (outcome.verdict and outcome.verdict[0]):
+            continue
+        if outcome.response_key in by_response:
+            judgement = by_response[outcome.response_key]
+            results.setdefault(outcome.trace_id, judgement)
+            outcome.reason = verdict_of(judgement, cfg.threshold)
+    scores = [score for score, _ in (results[outcomes[i].trace_id] for i in chosen) if score is not None]
     failed = len(failures)
     mean = f"mean score {sum(scores) / len(scores):.2f}; " if scores else ""
-    say(f"[curate {name}] judge: {len(results) - failed} of {len(chosen)} traces judged ({asked_for} asking); {mean}"
-        f"{kept} at or above {cfg.threshold:g}, {len(scores) - kept} below, {len(results) - len(scores) - failed} "
+    say(f"[curate {name}] judge: {len(chosen) - failed} of {len(chosen)} traces judged ({asked_for} asking); {mean}"
+        f"{kept} at or above {cfg.threshold:g}, {len(scores) - kept} below, {len(chosen) - len(scores) - failed} "
         f"unparseable" + (f", {failed} requests failed (asked again on the next run)" if failed else ""))
     return results
