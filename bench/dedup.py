@@ -3,6 +3,7 @@
     .venv/bin/python bench/dedup.py                       # 10k, 30k, 100k rows, 2 repeats each (a few minutes)
     .venv/bin/python bench/dedup.py --max-rows 1000000    # adds 300k and 1M (once each)
     .venv/bin/python bench/dedup.py --calibrate           # how word and character shingles separate duplicates
+    .venv/bin/python bench/dedup.py --traces RUN_DIR      # curation's per-prompt near-dedup of traces: removed, cost
 
 The pools are the four training pools of ../shared/data/train (DeepScaleR MATH train, AIME 1983-2023, LeetCode,
 LiveCodeBench pre-2408: 10,918 problems). Larger inputs are the real problems followed by seeded perturbed
@@ -10,7 +11,8 @@ copies of them, in equal parts: reworded copies (synonyms, two words swapped, nu
 duplicates that should go), renumbered copies (one to three numbers changed: other problems, that should
 mostly stay) and retypeset copies (spacing, \\dfrac, \\left: exact duplicates after normalisation). So beyond
 10k the inputs are synthetic, built from real problems. Each point runs in a fresh process: its peak RSS
-(ru_maxrss) is its own, and the RSS after loading the rows is printed beside it.
+(ru_maxrss) is its own, and the RSS after loading the rows is printed beside it. On a machine shared with other
+work, rows per CPU second (the dedup's own process time) is the steadier figure; the work is one process.
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def scale(args) -> None:
     sizes = [s for s in (10_000, 30_000, 100_000, 300_000, 1_000_000) if s <= args.max_rows]
     print(f"dedup scaling: {args.shingle} {args.ngram}-shingles, threshold {args.threshold}, {args.num_perm} permutations; "
           f"rows beyond {len(real_rows()):,} are perturbed copies of real problems")
-    print(f"{'rows':>9} {'runs':>4} {'rows/s':>16} {'s':>8} {'us/row':>7} {'RSS loaded':>10} {'peak RSS':>9} "
+    print(f"{'rows':>9} {'runs':>4} {'rows/s':>16} {'s':>8} {'CPU s':>7} {'rows/CPU s':>10} {'RSS loaded':>10} {'peak RSS':>9} "
           f"{'exact':>8} {'near':>8} {'kept':>9}")
     for n in sizes:
         repeats = args.repeats if n <= 100_000 else 1
@@ -134,8 +136,9 @@ def scale(args) -> None:
         rates = [r["rows_per_s"] for r in runs]
         spread = f"{statistics.mean(rates):,.0f}" + (f" ({min(rates):,.0f}-{max(rates):,.0f})" if len(rates) > 1 else "")
         r = runs[-1]
-        print(f"{n:>9,} {len(runs):>4} {spread:>16} {statistics.mean(x['seconds'] for x in runs):>8.1f} "
-              f"{1e6 / statistics.mean(rates):>7.0f} {r['rss_loaded_mib']:>8.0f}Mi {r['peak_rss_mib']:>7.0f}Mi "
+        cpu = statistics.mean(x["cpu_s"] for x in runs)
+        print(f"{n:>9,} {len(runs):>4} {spread:>16} {statistics.mean(x['seconds'] for x in runs):>8.1f} {cpu:>7.1f} "
+              f"{n / cpu:>10,.0f} {r['rss_loaded_mib']:>8.0f}Mi {r['peak_rss_mib']:>7.0f}Mi "
               f"{r['exact']:>8,} {r['near']:>8,} {r['kept']:>9,}", flush=True)
 
 
@@ -204,6 +207,64 @@ def calibrate(args) -> None:
           "(an upper bound: some are one problem with its answer written two ways)")
 
 
+def near_dedup_cost(groups: list[list[str]], shingle: int, num_perm: int, threshold: float) -> tuple[int, int, float]:
+    """(traces, removed, CPU seconds) of curation's near-dedup (curate.near_dedup: MinHash of each response, then
+    each prompt's samples compared), with the functions curation calls."""
+    from distill.curate import filters
+
+    cpu = time.process_time()
+    removed = sum(len(filters.near_duplicates_of([filters.minhash(r, shingle, num_perm) for r in group], threshold))
+                  for group in groups)
+    return sum(map(len, groups)), removed, time.process_time() - cpu
+
+
+def r1_length_groups(prompts: int, k: int, words: int, near_share: float, seed: int = 0) -> list[list[str]]:
+    """Synthetic R1-length responses: k per prompt of `words` words (R1's math traces run to thousands of tokens);
+    a `near_share` of the samples after the first are copies of the first with 0.5% of their words changed, the rest
+    are drawn afresh. What near-dedup removes here is set by construction; its cost is what this measures."""
+    rng = random.Random(seed)
+    vocabulary = [f"w{i}" for i in range(5000)] + [str(i) for i in range(200)] + ["=", "+", "so", "wait", "the"]
+    groups = []
+    for _ in range(prompts):
+        first = rng.choices(vocabulary, k=words)
+        group = [" ".join(first)]
+        for _ in range(k - 1):
+            if rng.random() < near_share:
+                copy = list(first)
+                for i in rng.sample(range(words), words // 200):
+                    copy[i] = rng.choice(vocabulary)
+                group.append(" ".join(copy))
+            else:
+                group.append(" ".join(rng.choices(vocabulary, k=words)))
+        groups.append(group)
+    return groups
+
+
+def traces(args) -> None:
+    import pyarrow.parquet as pq
+
+    from distill.curate.config import NearDedup
+
+    cfg = NearDedup()
+    shards = sorted(Path(args.traces, "traces").glob("shard-*.parquet"))
+    table = pq.read_table(shards, columns=["prompt_id", "sample_index", "response", "status"])
+    by_prompt: dict[str, list[tuple[int, str]]] = {}
+    for pid, index, response, status in zip(*(table.column(c).to_pylist() for c in table.column_names)):
+        if status == "ok":
+            by_prompt.setdefault(pid, []).append((index, response or ""))
+    real = [[r for _, r in sorted(group)] for group in by_prompt.values()]
+    print(f"curate.near_dedup (shingle {cfg.shingle} words, {cfg.num_perm} permutations, threshold {cfg.threshold})")
+    print(f"{'traces':<44} {'traces':>7} {'k':>3} {'chars':>7} {'removed':>8} {'CPU s':>7} {'ms/trace':>9}")
+    sets = [(f"{args.traces} (real)", real)]
+    for words in (1000, 4000):
+        sets.append((f"synthetic, {words} words, 10% near copies", r1_length_groups(args.trace_prompts, 4, words, 0.1)))
+    for name, groups in sets:
+        n, removed, cpu = near_dedup_cost(groups, cfg.shingle, cfg.num_perm, cfg.threshold)
+        chars = statistics.median(len(r) for g in groups for r in g)
+        print(f"{name:<44} {n:>7,} {statistics.median(map(len, groups)):>3.0f} {chars:>7,.0f} {removed:>8,} {cpu:>7.1f} "
+              f"{1000 * cpu / n:>9.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-rows", type=int, default=100_000, help="largest point (1000000 adds 300k and 1M)")
@@ -215,10 +276,14 @@ def main() -> None:
     parser.add_argument("--calibrate", action="store_true")
     parser.add_argument("--sample", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--traces", help="a generation run directory: measure curation's near-dedup on its traces")
+    parser.add_argument("--trace-prompts", type=int, default=500, help="prompts (x4 samples) of each synthetic set")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one_point(args.one, args.shingle, args.ngram, args.threshold, args.num_perm)))
+    elif args.traces:
+        traces(args)
     elif args.calibrate:
         calibrate(args)
     else:
