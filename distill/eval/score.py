@@ -8,7 +8,6 @@ answer. The verdicts file has one line per input line: the list of {correct, ext
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from distill.errors import UsageError
 from distill.eval.docs import answer_text
 from distill.eval.metrics import bootstrap_ci, cons_at_n, ks_up_to, pass_at_k_mean, per_problem_accuracy
 from distill.io import atomic_write_text, check_output_path, text_lines
-from distill.progress import RateMeter, say
+from distill.progress import Progress, say
 from distill.verify.judge import Judge, judge_many
 from distill.verify.reasoning import is_reasoning
 from distill.verify.sandbox import Limits, Sandbox
@@ -103,15 +102,13 @@ def score_generations(generations: list[Generation], reasoning: bool, kind: str 
     """Verdicts per generation, per response; workers 1 (or 0): in this process. A progress line every 10 s."""
     total = sum(len(g.responses) for g in generations)
     verdicts: list[Verdict | None] = [None] * total
-    meter, last, done = RateMeter(total), time.time(), 0
+    progress, done = Progress("[score]", total, every=PROGRESS_EVERY_S, log=log), 0
 
     def record(index: int, verdict: Verdict) -> None:
-        nonlocal last, done
+        nonlocal done
         verdicts[index] = verdict
         done += 1
-        if time.time() - last > PROGRESS_EVERY_S:
-            log(f"[score] {meter.line(done)}")
-            last = time.time()
+        progress.update(done)
 
     with Judge(record, workers=0 if workers is not None and workers <= 1 else workers) as judge:
         index = 0
@@ -120,6 +117,7 @@ def score_generations(generations: list[Generation], reasoning: bool, kind: str 
                 judge.submit_math(index, response, g.answer, reasoning, kind)
                 index += 1
         judge.close()
+    progress.close()
     per_generation, start = [], 0
     for g in generations:
         per_generation.append(verdicts[start:start + len(g.responses)])

@@ -8,24 +8,24 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from distill.progress import RateMeter, fmt_count, say
+from distill.progress import Progress, fmt_count, say
 
 
 class ProgressCallback(TrainerCallback):
     def __init__(self, metrics_path: Path, name: str):
         self.metrics_path = metrics_path
         self.name = name
-        self.meter: RateMeter | None = None
+        self.progress: Progress | None = None
         self.last_tokens: float | None = None
         self.last_time = time.time()
 
     def on_train_begin(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
             return
-        self.meter = RateMeter(state.max_steps, state.global_step)
         self.last_time = time.time()
         where = f" (resumed at step {state.global_step})" if state.global_step else ""
         say(f"[train {self.name}] {state.max_steps} steps on {args.world_size} process(es){where}")
+        self.progress = Progress(f"[train {self.name}] step", state.max_steps, state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = dict(logs or {})
@@ -40,10 +40,14 @@ class ProgressCallback(TrainerCallback):
         record = {"step": state.global_step, "epoch": state.epoch, "time": now, **logs}
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
-        parts = [f"[train {self.name}] step {self.meter.line(state.global_step) if self.meter else state.global_step}",
-                 f"loss {logs['loss']:.4f}"]
+        parts = [f"loss {logs['loss']:.4f}"]
         if "learning_rate" in logs:
             parts.append(f"lr {logs['learning_rate']:.2e}")
         if rate is not None:
             parts.append(f"{fmt_count(rate)} tok/s")
-        say("  ".join(parts))
+        if self.progress is not None:
+            self.progress.update(state.global_step, "  " + "  ".join(parts))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.progress is not None:
+            self.progress.close()
