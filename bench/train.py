@@ -256,6 +256,8 @@ def parse(argv=None):
     p.add_argument("--json-out", type=Path, default=None, help="also write every row (and versions) to this JSON file")
     p.add_argument("--append-results", action="store_true", help="append the measured rows to --results")
     p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("--prepare-only", action="store_true", help="build the base model and traces under --work, print "
+                                                                "'BASE dir' and 'DATA dir', train nothing (bench/gpu_check.sh)")
     args = p.parse_args(argv)
     gpu = args.device == "cuda"
     if gpu and not torch.cuda.is_available():
@@ -304,6 +306,9 @@ def main(argv=None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         data = make_traces(args.work, args.traces, args.max_length)
+        if args.prepare_only:
+            print(f"BASE {base}\nDATA {data}")
+            return 0
         rows = []
         for mode in args.modes:
             for checkpointing in {"on": [True], "off": [False], "both": [True, False]}[args.checkpointing]:
