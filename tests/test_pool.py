@@ -178,6 +178,7 @@ def test_output_feeds_generate(tmp_path):
     ("no_column", "sources.0.fields: "),
     ("unknown_key", "near.treshold: unknown key (did you mean 'threshold'?)"),
     ("no_sources", "sources: "),
+    ("repeated_id", "sources.1.fields.id: "),
 ])
 def test_bad_input_is_one_line_naming_the_key(tmp_path, capsys, case, expected):
     good = {"name": "a", "source": str(AIME), "fields": {"problem": "problem"}}
@@ -196,6 +197,10 @@ def test_bad_input_is_one_line_naming_the_key(tmp_path, capsys, case, expected):
         extra = {"near": {"treshold": 0.5}}
     elif case == "no_sources":
         sources = []
+    elif case == "repeated_id":
+        sources[1] = {"name": "b", "source": str(write_jsonl(tmp_path / "ids.jsonl", [{"n": 1, "problem": "What is 1+1?"},
+                                                                                   {"n": 1, "problem": "What is 2+2?"}])),
+                      "fields": {"id": "n", "problem": "problem"}}
     assert main(["prompts", str(pool_yaml(tmp_path, sources, **extra))]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and expected in err, err

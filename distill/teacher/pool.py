@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -142,7 +142,14 @@ def prompt_row(src: PoolSource, where: str, row: dict, key: str) -> dict[str, An
 def build_pool(cfg: PoolConfig) -> Path:
     started = time.time()
     final = Path(cfg.run_dir)
-    loaded = [(src, source_rows(i, src)) for i, src in enumerate(cfg.sources)]  # every source read before any work
+    # Every source read and every row checked before the run directory is touched.
+    loaded = [(src, [prompt_row(src, where, row, f"sources.{i}") for where, row in source_rows(i, src)])
+              for i, src in enumerate(cfg.sources)]
+    for i, (src, rows) in enumerate(loaded):
+        repeated = [pid for pid, n in Counter(row["id"] for row in rows).items() if n > 1] if "id" in src.fields else []
+        if repeated:
+            raise UsageError(f"sources.{i}.fields.id: {src.source} repeats the id {repeated[0].removeprefix(src.name + '-')!r}; "
+                             "map a column that names each problem once, or none (ids are then the problem's hash)")
     with locks.holding(final, "prompts"):
         check_replaceable(final, "prompts", "run_dir")
         staging = staging_dir_for(final)
@@ -156,18 +163,18 @@ def build_pool(cfg: PoolConfig) -> Path:
         run.finish(rows_in=summary["rows_in"], rows_kept=summary["rows_kept"])
         replace_dir(staging, final)
     say(f"[prompts {cfg.name}] {summary['rows_in']:,} problems from {len(cfg.sources)} sources -> {summary['rows_kept']:,} kept "
-        f"({summary['exact_duplicates']:,} exact, {summary['near_duplicates']:,} near duplicates) in {summary['seconds']:.1f}s: "
+        f"({summary['exact_duplicates']:,} exact, {summary['near_duplicates']:,} near duplicates) in {summary['seconds']:.1f}s, "
+        f"{summary['rows_per_s'] or 0:,} rows/s: "
         f"{final / OUTPUT}")
     return final / OUTPUT
 
 
-def dedup_sources(cfg: PoolConfig, loaded: list[tuple[PoolSource, list[tuple[str, dict]]]]) -> tuple[list[dict], dict]:
-    """The kept rows, in priority order, and pool.json's content."""
+def dedup_sources(cfg: PoolConfig, loaded: list[tuple[PoolSource, list[dict]]]) -> tuple[list[dict], dict]:
+    """The kept rows (prompt_row's), in priority order, and pool.json's content."""
     near = cfg.near
-    problems = [row[src.fields["problem"]] for src, rows in loaded for _, row in rows]
     boilerplate = frozenset()
     if near.enabled and near.boilerplate_share > 0:
-        boilerplate = boilerplate_shingles([p for p in problems if isinstance(p, str)], near.shingle, near.ngram,
+        boilerplate = boilerplate_shingles([row["problem"] for _, rows in loaded for row in rows], near.shingle, near.ngram,
                                            near.boilerplate_share)
     deduper = ProblemDeduper(near=near.enabled, threshold=near.threshold, shingle=near.shingle, ngram=near.ngram,
                              num_perm=near.num_perm, same_numbers=near.same_numbers, same_answer=near.same_answer,
@@ -178,10 +185,9 @@ def dedup_sources(cfg: PoolConfig, loaded: list[tuple[PoolSource, list[tuple[str
     per_source = []
     total = sum(len(rows) for _, rows in loaded)
     done, last_say, t0 = 0, time.time(), time.time()
-    for index, (src, rows) in enumerate(loaded):
+    for src, rows in loaded:
         counts = {"exact": 0, "near": 0}
-        for where, row in rows:
-            out = prompt_row(src, where, row, f"sources.{index}")
+        for out in rows:
             match = deduper.add(out["problem"], out["answer"])
             if match is None:
                 kept.append(out)
