@@ -19,7 +19,8 @@ class ModelSection(Section):
     eos_token: str | None = "family"
     pad_token: str | None = "family"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
-    attn_implementation: str | None = None  # e.g. flash_attention_2, sdpa; None lets transformers choose
+    # None or auto: students/attention.py picks the fastest correct kernel; or a name (flash_attention_2, sdpa, torch_varlen, ...)
+    attn_implementation: str | None = None
     revision: str | None = None
     trust_remote_code: bool = False
     # Model config fields to change at load, e.g. {max_position_embeddings: 131072} for a long-context student.
