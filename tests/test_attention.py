@@ -85,3 +85,8 @@ def test_explicit_names_and_missing_packages_are_one_line():
     except ImportError:
         with pytest.raises(UsageError, match="needs the kernels package: pip install kernels"):
             attention.resolve("kernels-community/flash-attn3", packing=True, on_gpu=True)
+
+
+def test_auto_on_a_gpu_in_float32_keeps_sdpa():
+    chosen = attention.resolve("auto", packing=True, on_gpu=True, half=False)
+    assert chosen.implementation == "sdpa" and "float32" in chosen.line

@@ -55,11 +55,14 @@ def torch_varlen_available() -> bool:
     return True
 
 
-def resolve(requested: str | None, packing: bool, on_gpu: bool) -> Attention:
-    """The attention path for this run. `requested` None or "auto" picks; any other name is used as given."""
+def resolve(requested: str | None, packing: bool, on_gpu: bool, half: bool = True) -> Attention:
+    """The attention path for this run. `requested` None or "auto" picks; any other name is used as given.
+    `half`: the model computes in bf16/fp16 (the flash kernels take nothing else)."""
     if requested not in (None, "auto"):
         return _explicit(requested, packing)
-    if not on_gpu:
+    if not on_gpu or not half:
+        if on_gpu:
+            return Attention("sdpa", "attention: sdpa (the model is in float32; the flash kernels need bf16 or fp16)")
         cost = " (packed batches: a block-diagonal mask over each flattened batch, cost grows with its square)" \
             if packing else ""
         return Attention("sdpa", f"attention: sdpa on CPU{cost}")
@@ -74,10 +77,10 @@ def resolve(requested: str | None, packing: bool, on_gpu: bool) -> Attention:
                                  "pip install flash-attn --no-build-isolation)")
     if torch_varlen_available():
         register_torch_varlen()
-        return Attention(TORCH_VARLEN, "attention: torch_varlen (PyTorch's built-in FlashAttention-2 varlen kernel, "
-                                       f"padding-free packing at full speed; flash-attn 3 may be faster on H100/H200: {FAST_INSTALL})")
+        return Attention(TORCH_VARLEN, "attention: torch_varlen (PyTorch's built-in FlashAttention-2 varlen kernel: packed "
+                                       f"traces cost only their own length; flash-attn 3 may be faster on H100/H200: {FAST_INSTALL})")
     return Attention("sdpa", "attention: sdpa with padding-free packing: correct, but each flattened batch attends as "
-                             "one block-diagonal mask (cost grows with its square, about 2x slower at 8k); for the fast "
+                             "one block-diagonal mask (cost grows with its square); for the fast "
                              f"path use torch >= 2.9 on an Ampere+ GPU, or {FAST_INSTALL}")
 
 

@@ -220,7 +220,7 @@ def prepare(cfg: StudentConfig) -> Prepared:
     run.start()
 
     dtype = DTYPES[cfg.model.dtype] if on_gpu else torch.float32
-    attn = attention.resolve(cfg.model.attn_implementation, cfg.training.packing, on_gpu)
+    attn = attention.resolve(cfg.model.attn_implementation, cfg.training.packing, on_gpu, half=dtype != torch.float32)
     say(attn.line)
     model = AutoModelForCausalLM.from_pretrained(
         cfg.model.name_or_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
