@@ -28,6 +28,8 @@ WARM=${WARM:-3}
 CLI_STEPS=${CLI_STEPS:-8}
 SAVE=${SAVE:-3}
 BUDGET_S=${BUDGET_S:-560}   # no new phase starts after this many seconds
+FSDP=${FSDP_CONFIG:-configs/accelerate/fsdp.yaml}   # CPU smoke of the dist plumbing: a use_cpu DDP config, DIST_PROCS=2
+PROCS=${DIST_PROCS:-1}
 PHASES=${*:-bench cli dist}
 START=$(date +%s)
 mkdir -p "$OUT" "$WORK"
@@ -210,13 +212,15 @@ PYX
     rm -rf "$WORK/runs/lora"
     ;;
   dist)
-    if [ "$DEVICE" != cuda ]; then say "skip dist: FSDP and ZeRO need a GPU (tests/test_fsdp.py covers CPU processes)"; continue; fi
+    if [ "$DEVICE" != cuda ] && [ -z "${FSDP_CONFIG:-}" ]; then
+      say "skip dist: FSDP and ZeRO need a GPU (tests/test_fsdp.py covers CPU processes)"; continue
+    fi
     LOG=$OUT/dist.log
     late fsdp && continue
-    say "dist: FSDP2 (configs/accelerate/fsdp.yaml) on 1 GPU: checkpoint, kill, resume, save, load"
+    say "dist: FSDP2 ($FSDP) on $PROCS process(es): checkpoint, kill, resume, save, load"
     rm -rf "$WORK/runs/fsdp"
-    if kill_resume fsdp "$WORK/runs/fsdp" "$PY" -m accelerate.commands.launch --config_file configs/accelerate/fsdp.yaml --num_processes 1 -- \
-        "$RECIPE" "${COMMON[@]}" run_dir="$WORK/runs/fsdp" training.max_steps=6; then
+    if kill_resume fsdp "$WORK/runs/fsdp" "$PY" -m accelerate.commands.launch --config_file "$FSDP" --num_processes "$PROCS" -- \
+        "$RECIPE" "${COMMON[@]}" run_dir="$WORK/runs/fsdp" training.max_steps="$CLI_STEPS"; then
       load_check fsdp "$WORK/runs/fsdp/model"
     fi
     rm -rf "$WORK/runs/fsdp"
@@ -224,13 +228,13 @@ PYX
     if has deepspeed; then
       say "dist: ZeRO-3 (configs/accelerate/zero3.yaml) on 1 GPU"
       rm -rf "$WORK/runs/zero3"
-      if kill_resume zero3 "$WORK/runs/zero3" "$PY" -m accelerate.commands.launch --config_file configs/accelerate/zero3.yaml --num_processes 1 -- \
-          "$RECIPE" "${COMMON[@]}" run_dir="$WORK/runs/zero3" training.max_steps=6; then
+      if kill_resume zero3 "$WORK/runs/zero3" "$PY" -m accelerate.commands.launch --config_file configs/accelerate/zero3.yaml --num_processes "$PROCS" -- \
+          "$RECIPE" "${COMMON[@]}" run_dir="$WORK/runs/zero3" training.max_steps="$CLI_STEPS"; then
         load_check zero3 "$WORK/runs/zero3/model"
       fi
       rm -rf "$WORK/runs/zero3"
     else
-      record zero3 false "skipped: deepspeed is not installed here (PyPI has it as an sdist only: build a wheel on a machine with network and CUDA, bring it in .whl/)"
+      record zero3 false "skipped: deepspeed is not installed here (PyPI ships it as source: pip wheel deepspeed on a machine with network, bring the wheel in .whl/)"
     fi
     ;;
   *) say "unknown phase $phase (bench, cli, dist)";;
