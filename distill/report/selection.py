@@ -55,11 +55,15 @@ def matches(d: PairedDifference | None) -> bool:
     return d is not None and d.ci95[1] >= 0
 
 
-def verdict(rows: list[SelectionRow], cfg: ReportConfig) -> str:
+def verdict(rows: list[SelectionRow], cfg: ReportConfig, teacher_pass_at_1: float | None = None) -> str:
     s = cfg.selection
     lines = []
     by_name = {r.student: r for r in rows}
     reference = by_name.get(s.reference)
+    if reference is not None and teacher_pass_at_1:
+        lines.append(f"{s.reference} reaches {share(reference.pass_at_1 / teacher_pass_at_1)} of the teacher's pass@1"
+                     + (" (far from the teacher: these differences are between students that have not learned the task)."
+                        if reference.pass_at_1 < 0.5 * teacher_pass_at_1 else "."))
     for r in rows:
         if r.role == "selected" and r.vs_random is not None:
             d = r.vs_random
@@ -126,7 +130,8 @@ def selection_blocks(inputs: Inputs, cfg: ReportConfig, run_dir: Path) -> list[B
         f"against {cfg.selection.reference} (all traces) and {cfg.selection.random or 'random traces'} (as many traces, "
         f"drawn at random), paired bootstrap over the problems both answered ({cfg.bootstrap.resamples:,} resamples)."),
         selection_table(rows, cfg)]
-    text = verdict(rows, cfg)
+    teacher = inputs.teacher.benchmarks.get(bench)
+    text = verdict(rows, cfg, teacher.pass_at_1 if teacher else None)
     if text:
         blocks.append(Paragraph(text))
     plot = selection_plot(rows, bench, run_dir)
