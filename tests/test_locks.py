@@ -72,7 +72,9 @@ def test_two_generates_on_one_run_directory_the_second_stops_and_nothing_is_lost
     from fake_openai import FakeOpenAIServer
     from test_generate_resume import pairs, run_yaml
 
-    with FakeOpenAIServer(delay_s=0.3) as server:  # a FAKE hosted API, slow enough for the runs to overlap
+    # a FAKE hosted API, slow enough for the runs to overlap: 8 s of answers, longer than a second CLI takes to start
+    # (some 5 s at the lowest declared versions on a loaded machine, where `import transformers` 5.0 imports torch)
+    with FakeOpenAIServer(delay_s=1.0) as server:
         path = run_yaml(tmp_path, server, prompts=8)
         first = subprocess.Popen([sys.executable, "-m", "distill", "generate", str(path)], cwd=ROOT,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

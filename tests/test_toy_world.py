@@ -51,7 +51,8 @@ def test_world_rebuild_is_skipped_when_unchanged(toy_world):
 
 def test_tokenizer_reloads_as_qwen2_with_identical_ids(toy_world):
     tok = AutoTokenizer.from_pretrained(toy_world / "bases" / "qwen2-h64-l2")
-    assert type(tok).__name__ == "Qwen2Tokenizer"  # transformers imposes Qwen's regex: ids must not change
+    # transformers 5.23 imposes Qwen's regex (Qwen2Tokenizer), 5.0 loads tokenizer.json as it is: ids must not change
+    assert type(tok).__name__ in ("Qwen2Tokenizer", "TokenizersBackend")
     conversation = [
         {"role": "user", "content": "Compute 12 + 7."},
         {"role": "assistant", "content": "<think>\n12 + 7 = 19\n</think>\n\n\\boxed{19}"},

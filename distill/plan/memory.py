@@ -65,7 +65,9 @@ def _meta_model(config, dtype_bytes: int):
     from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(config, dtype=torch.float32 if dtype_bytes == 4 else torch.bfloat16)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32 if dtype_bytes == 4 else torch.bfloat16)
+    model.tie_weights()  # transformers 5.0 leaves a meta model's tied embeddings untied (counted twice); later ones tie
+    return model
 
 
 @lru_cache(maxsize=16)
