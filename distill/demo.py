@@ -2,8 +2,10 @@
 
 teacher (serve + generate k samples per prompt) -> curate (rejection sampling) and an unfiltered copy ->
 two students trained side by side -> the curated student trained further, by on-policy distillation from a
-stronger same-tokenizer teacher and, as the control, by as many SFT steps -> eval of the teacher and the four
-students -> report. Each stage is the
+stronger same-tokenizer teacher and, as the control, by as many SFT steps; and selection by difficulty: k samples
+per prompt on a second run give each prompt a teacher pass rate, and four students train with the same steps on all
+correct traces, on the pass-rate band, on as many random traces and on a hardest-first half -> eval of the teacher
+and the eight students -> report. Each stage is the
 same `distill <stage>` command a user runs; this module only chains them, times them and checks the
 outcome that distillation is supposed to show.
 """
@@ -49,6 +51,14 @@ class DemoConfig(Section):
     second_teacher: str = "toy/teacher-long"  # the on-policy teacher, built where missing (one-time)
     second_teacher_recipe: str = "students/toy-teacher-long.yaml"
     second_steps: int | None = Field(default=None, ge=1)  # both continuations (default: their recipes' max_steps)
+    # Selection by difficulty (issue 15): k samples of each of the first `selection_prompts` training prompts give each
+    # a teacher pass rate; students trained with the same steps on all their correct traces, on the prompts inside the
+    # band, on as many random traces, and on a hardest-first subset of half as many prompts.
+    selection_prompts: int = Field(default=2000, ge=1)
+    selection_samples: int = Field(default=4, ge=2)  # a pass rate needs several samples per prompt
+    selection_band_max: float = Field(default=0.75, ge=0, le=1)  # prompts the teacher solves more often are dropped
+    selection_student: str = "students/toy-student-select.yaml"
+    selection_steps: int | None = Field(default=None, ge=1)  # default: the recipe's max_steps
     report: str = "eval/report-toy.yaml"
     runs_dir: str = "runs"  # every run of the demo goes under this directory
     # The demo writes under `out` only. update_readme=true (make demo-readme) also puts the report's summary (table
@@ -113,6 +123,33 @@ def train_students(cfg: DemoConfig, runs: dict[str, list[str]]) -> float:
     return time.time() - started
 
 
+SELECTION_STUDENTS = ("toy-select-all", "toy-select-band", "toy-select-random", "toy-select-band-half")
+
+
+def curate_selection(cfg: DemoConfig, generation: list[str], select_dir: Path, timings: dict[str, float]) -> dict[str, Path]:
+    """The selection experiment's four curations of one k-samples run, by student name: every correct trace; the
+    prompts whose teacher pass rate is at most `selection_band_max`; as many traces drawn at random; and a hardest-first
+    subset of half as many prompts from the band."""
+    import json
+
+    started = time.time()
+    outputs = dict(zip(SELECTION_STUDENTS, ("select-all", "select-band", "select-random", "select-band-half")))
+    band = [f"curate.selection.pass_rate.max={cfg.selection_band_max}"]
+    run_stage("curate all correct traces (selection)", "curate", *generation, "curate.output=select-all")
+    run_stage("curate by teacher pass rate (selection)", "curate", *generation, "curate.output=select-band", *band)
+    kept = json.loads((select_dir / "select-band" / "curation.json").read_text(encoding="utf-8"))["accepted"]
+    if kept < 2:
+        raise DistillError(f"selection: the pass-rate band kept {kept} trace(s) of {select_dir}; raise selection_prompts "
+                           "or selection_samples")
+    run_stage("curate as many random traces (selection)", "curate", *generation, "curate.output=select-random",
+              f"curate.selection.subset.count={kept}", "curate.selection.subset.difficulty=random",
+              "curate.selection.subset.length=any")
+    run_stage("curate a hardest-first half (selection)", "curate", *generation, "curate.output=select-band-half", *band,
+              f"curate.selection.subset.count={kept // 2}")
+    timings["curate for selection"] = time.time() - started
+    return {name: select_dir / output for name, output in outputs.items()}
+
+
 def demo(cfg: DemoConfig) -> Path:
     out = Path(cfg.runs_dir)
     engine = cfg.engine if cfg.engine != "auto" else ("vllm" if Path(cfg.vllm_python).exists() else "hf")
@@ -130,14 +167,23 @@ def demo(cfg: DemoConfig) -> Path:
     generation = [cfg.generation, f"run_dir={run_dir}", f"prompts.limit={cfg.prompts}", f"sampling.n={cfg.samples}"]
     requests = max(1, cfg.sequences_in_flight // cfg.samples)  # sampling only: curation sends no requests
     in_flight = [f"engine.max_concurrency={requests}", f"engine.per_endpoint_concurrency={requests}"]
+    select_dir = out / "teacher" / "toy-select"
+    select_generation = [cfg.generation, f"run_dir={select_dir}", f"prompts.limit={cfg.selection_prompts}",
+                         f"sampling.n={cfg.selection_samples}"]
+    select_requests = max(1, cfg.sequences_in_flight // cfg.selection_samples)
     with served_teacher(cfg, engine) as engine_args:
         timings[f"teacher samples ({engine})"] = run_stage("sample the teacher", "generate", *generation, *in_flight,
                                                             *engine_args)
+        timings[f"teacher samples for selection ({engine})"] = run_stage(
+            "sample the teacher k times per prompt (selection)", "generate", *select_generation,
+            f"engine.max_concurrency={select_requests}", f"engine.per_endpoint_concurrency={select_requests}", *engine_args)
     timings["curate"] = run_stage("curate (rejection sampling)", "curate", *generation)
     timings["unfiltered copy"] = run_stage(
         "all traces, unfiltered", "curate", *generation, "curate.output=unfiltered", "curate.verifier=none",
         "curate.reasoning=false", "curate.min_tokens=0", "curate.max_tokens=null", "curate.dedup=false",
         "curate.language.enabled=false", "curate.repetition.enabled=false", "curate.decontamination.enabled=false")
+
+    selection_sets = curate_selection(cfg, select_generation, select_dir, timings)
 
     students = {"toy-student-curated": run_dir / "curated", "toy-student-unfiltered": run_dir / "unfiltered"}
     timings["train both students"] = train_students(cfg, {name: student_args(cfg, name, cfg.student, source, cfg.steps)
@@ -150,6 +196,11 @@ def demo(cfg: DemoConfig) -> Path:
         + ([f"teacher.model={cfg.second_teacher}"] if name.endswith("on-policy") else [])
         for name, (recipe, source) in second.items()})
     students.update(second)
+    names = list(selection_sets)
+    for pair in (names[:2], names[2:]):  # two at a time: one core each
+        timings[f"train {', '.join(pair)}"] = train_students(cfg, {
+            name: student_args(cfg, name, cfg.selection_student, selection_sets[name], cfg.selection_steps) for name in pair})
+    students.update(selection_sets)
 
     eval_args = [f"runs_dir={out / 'eval'}", f"model.engine={cfg.eval_engine}", f"benchmarks.0.samples={cfg.eval_samples}"]
     eval_args += [f"benchmarks.0.limit={cfg.eval_limit}"] if cfg.eval_limit else []
@@ -159,8 +210,9 @@ def demo(cfg: DemoConfig) -> Path:
         timings[f"eval {label}"] = run_stage(f"eval {label}", "eval", cfg.eval_suite, f"model={path}", f"model.label={label}",
                                              f"model.role={role}", *eval_args)
 
+    curations = [run_dir / "curated", run_dir / "unfiltered", *selection_sets.values()]
     report_args = [f"run_dir={out / 'report' / 'toy'}", f"teacher.eval_dir={out / 'eval' / 'toy-teacher'}",
-                   f"curations=[{run_dir / 'curated'}, {run_dir / 'unfiltered'}]"]
+                   f"curations=[{', '.join(map(str, curations))}]"]
     for index, name in enumerate(students):
         report_args += [f"students.{index}.eval_dir={out / 'eval' / name}", f"students.{index}.train_dir={out / 'students' / name}"]
         if name in second:
@@ -170,6 +222,7 @@ def demo(cfg: DemoConfig) -> Path:
     total = time.time() - started
     say("[demo] stage times: " + ", ".join(f"{k} {fmt_duration(v)}" for k, v in timings.items()))
     ok = check_outcome(cfg, cfg.report, report_args)
+    say_selection(cfg.report, report_args)
     report_dir = out / "report" / "toy"
     readme = readme_to_update(cfg)
     if readme is not None:
@@ -201,6 +254,18 @@ def update_readme(readme: Path, table: str) -> None:
     atomic_write_text(readme, f"{head}{README_START}\n{table.strip()}\n{README_END}{tail}")
     readme.chmod(mode)  # an atomic write creates the file owner-only
     say(f"[demo] {readme}: the demo's table updated")
+
+
+def say_selection(report: str, report_args: list[str]) -> None:
+    """What selection by teacher pass rate did on the toy (a measurement, not a check: it may well not help)."""
+    from distill.config import load_config
+    from distill.report.config import ReportConfig
+    from distill.report.loading import load_inputs
+    from distill.report.selection import selection_rows, verdict
+
+    cfg = load_config(report, ReportConfig, report_args)
+    if cfg.selection is not None:
+        say(f"[demo] selection: {verdict(selection_rows(load_inputs(cfg), cfg), cfg)}")
 
 
 def check_outcome(cfg: DemoConfig, report: str, report_args: list[str]) -> bool:

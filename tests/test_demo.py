@@ -7,8 +7,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT, run_cli
-from distill.demo import README_END, README_START, DemoConfig, readme_to_update, update_readme
+from distill.demo import README_END, README_START, SELECTION_STUDENTS, DemoConfig, readme_to_update, update_readme
 from distill.errors import DistillError, UsageError
+
+
+# The reduced demo runs every stage for real (eight students trained, nine models evaluated): minutes on
+# free cores, more on a shared machine; the first test that uses the fixture pays for it.
+pytestmark = pytest.mark.timeout(2400)
 
 
 @pytest.fixture(scope="module")
@@ -17,8 +22,9 @@ def demo_run(tmp_path_factory):
     readme = out / "README.md"
     readme.write_text(f"# Demo\n\n{README_START}\nstale table\n{README_END}\n\nAfter.\n")
     done = run_cli("demo", ROOT / "configs" / "demo.yaml", f"runs_dir={out}", "engine=hf", "prompts=24", "samples=2",
-                   "steps=40", "second_steps=6", "eval_limit=16", "eval_samples=2", "update_readme=true", f"readme={readme}",
-                   timeout=1500)
+                   "steps=40", "second_steps=6", "selection_prompts=24", "selection_steps=6", "eval_limit=16", "eval_samples=2",
+                   "update_readme=true", f"readme={readme}",
+                   timeout=2300)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return out, done.stdout
 
@@ -92,6 +98,30 @@ def test_curation_counts_add_up_and_the_unfiltered_set_keeps_every_trace(demo_ru
 
 
 @pytest.mark.slow
+def test_the_selection_experiment_trains_on_the_sets_it_reports(demo_run):
+    out, log = demo_run
+    run = out / "teacher" / "toy-select"
+    counts = {name: json.loads((run / f"select-{name}" / "curation.json").read_text())
+              for name in ("all", "band", "random", "band-half")}
+    assert counts["all"]["traces"] == 24 * 4 and counts["all"]["pass_rates"]["prompts"] == 24
+    band = counts["band"]
+    assert 2 <= band["accepted"] < counts["all"]["accepted"]
+    assert band["rejected_by_reason"]["pass rate"] > 0  # prompts the teacher always solved
+    assert counts["random"]["accepted"] == band["accepted"] and counts["band-half"]["accepted"] == band["accepted"] // 2
+    for name in SELECTION_STUDENTS:
+        summary = json.loads((out / "students" / name / "train_summary.json").read_text())
+        assert summary["steps"] == 6 and summary["examples"] == counts[name.removeprefix("toy-select-")]["accepted"]
+    markdown = (out / "report" / "toy" / "report.md").read_text()
+    section = markdown.split("## Selection by difficulty", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
+            for line in section.splitlines() if line.startswith("| toy-select")}
+    assert set(rows) == set(SELECTION_STUDENTS) and rows["toy-select-all"][5] == "reference"
+    assert rows["toy-select-band"][2] == f"{band['accepted']:,}" and rows["toy-select-band"][6] != "—"
+    assert "### Teacher pass rate per prompt" in markdown and (out / "report" / "toy" / "pass_rates.png").is_file()
+    assert all(f"[demo] train {name}:" in log and f"[demo] eval {name}" in log for name in SELECTION_STUDENTS)
+
+
+@pytest.mark.slow
 def test_report_numbers_are_the_eval_results(demo_run):
     out, _ = demo_run
     report = out / "report" / "toy"
@@ -138,7 +168,8 @@ def test_checks_on_a_report_without_the_toy_comparison_are_a_clear_error(demo_ru
 
     out, _ = demo_run
     report_args = [f"teacher.eval_dir={out / 'eval' / 'toy-teacher'}", f"curations=[{out / 'teacher' / 'toy' / 'curated'}]"]
-    names = ("toy-student-curated", "toy-student-unfiltered", "toy-student-on-policy", "toy-student-sft-control")
+    names = ("toy-student-curated", "toy-student-unfiltered", "toy-student-on-policy", "toy-student-sft-control",
+             *SELECTION_STUDENTS)
     for index, name in enumerate(names):
         report_args += [f"students.{index}.eval_dir={out / 'eval' / name}", f"students.{index}.train_dir={out / 'students' / name}"]
     report = str(ROOT / "eval" / "report-toy.yaml")
