@@ -10,7 +10,6 @@ and kept per source, duplicates per source pair, a sample of near-duplicate pair
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections import Counter, defaultdict
@@ -119,15 +118,7 @@ def source_rows(index: int, src: PoolSource) -> list[tuple[str, dict]]:
 
 def prompt_row(src: PoolSource, where: str, row: dict, key: str) -> dict[str, Any]:
     """One row of prompts.jsonl: the schema fields under their own names, then the source's other plain columns."""
-    problem = row[src.fields["problem"]]
-    if not isinstance(problem, str) or not problem.strip():
-        raise UsageError(f"{key}.source: {where}: empty or non-text problem ({src.fields['problem']!r})")
-    if "id" in src.fields:
-        pid = row[src.fields["id"]]
-        if pid is None or isinstance(pid, (dict, list)):
-            raise UsageError(f"{key}.source: {where}: no id ({src.fields['id']!r} is {json.dumps(pid)[:40]})")
-    else:
-        pid = "h" + hashlib.sha256(problem.strip().encode()).hexdigest()[:16]  # as generate names rows without ids
+    problem, pid = prompts.problem_and_id(row, src.fields, where, f"{key}.source")  # ids as generate gives them
     out: dict[str, Any] = {"id": f"{src.name}-{pid}", "problem": problem,
                            "answer": None if "answer" not in src.fields or row[src.fields["answer"]] is None
                            else str(row[src.fields["answer"]]),

@@ -106,22 +106,12 @@ def load_prompts(cfg: PromptsSection) -> list[Prompt]:
     mapped = set(cfg.fields.values())
     prompts, seen, duplicates = [], set(), 0
     for where, row in rows:
-        problem = row[cfg.fields["problem"]]
-        if not isinstance(problem, str) or not problem.strip():
-            raise UsageError(f"prompts.source: {where}: empty or non-text problem ({cfg.fields['problem']!r})")
-        if "id" in cfg.fields:
-            pid = row[cfg.fields["id"]]
-            if pid is None or isinstance(pid, (dict, list)):
-                raise UsageError(f"prompts.source: {where}: no id ({cfg.fields['id']!r} is {json.dumps(pid)[:40]})")
-            pid = str(pid)
-            if pid in seen:
+        problem, pid = problem_and_id(row, cfg.fields, where, "prompts.source")
+        if pid in seen:
+            if "id" in cfg.fields:
                 raise UsageError(f"prompts.source: {where}: duplicate id {pid!r}")
-        else:
-            # No id column: the problem's own hash, stable when the source is reordered or extended.
-            pid = "h" + hashlib.sha256(problem.strip().encode()).hexdigest()[:16]
-            if pid in seen:
-                duplicates += 1
-                continue
+            duplicates += 1
+            continue
         seen.add(pid)
         answer = row[cfg.fields["answer"]] if "answer" in cfg.fields else None
         tests = row[cfg.fields["tests"]] if "tests" in cfg.fields else None
@@ -132,6 +122,20 @@ def load_prompts(cfg: PromptsSection) -> list[Prompt]:
     if duplicates:
         say(f"prompts: skipped {duplicates} exact duplicate problems of {cfg.source}")
     return prompts
+
+
+def problem_and_id(row: dict, fields: dict[str, str], where: str, key: str) -> tuple[str, str]:
+    """A row's problem text and its id: the id column's value, else the problem's own hash (stable when the source is
+    reordered or extended). A row without either is one line naming `key` and where the row is."""
+    problem = row[fields["problem"]]
+    if not isinstance(problem, str) or not problem.strip():
+        raise UsageError(f"{key}: {where}: empty or non-text problem ({fields['problem']!r})")
+    if "id" not in fields:
+        return problem, "h" + hashlib.sha256(problem.strip().encode()).hexdigest()[:16]
+    pid = row[fields["id"]]
+    if pid is None or isinstance(pid, (dict, list)):
+        raise UsageError(f"{key}: {where}: no id ({fields['id']!r} is {json.dumps(pid)[:40]})")
+    return problem, str(pid)
 
 
 def parse_tests(text: str) -> Any:
