@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from matplotlib.figure import Figure
 
 from distill.progress import fmt_count, fmt_duration
 from distill.report.document import Table
 from distill.report.loading import Inputs, ModelRun
+from distill.report.plots import pass_at_1_on_log_x
 from distill.report.stats import PairedDifference, compare
 from distill.report.tables import DASH, difference, interval
 
@@ -102,17 +102,6 @@ def method_plot(rows: list[MethodRow], bench: str, run_dir: Path) -> str | None:
     shown = [r for r in rows if r.teacher_tokens]
     if not shown:
         return None
-    fig = Figure(figsize=(6.5, 4.2), dpi=100, layout="constrained")
-    ax = fig.subplots()
-    for index, r in enumerate(shown):
-        color = f"C{index % 10}"
-        ax.errorbar([r.teacher_tokens], [r.pass_at_1], yerr=[[r.pass_at_1 - r.ci95[0]], [r.ci95[1] - r.pass_at_1]],
-                    fmt="o", color=color, capsize=3, label=f"{r.student} ({' → '.join(r.methods)})")
-    ax.set_xscale("log")
-    ax.set_xlabel("teacher tokens spent (generated + scored)")
-    ax.set_ylabel(f"{bench} pass@1 (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    path = run_dir / "methods.png"
-    fig.savefig(path, format="png", dpi=100)
-    return path.name
+    points = [(r.teacher_tokens, r.pass_at_1, r.ci95, f"C{index % 10}", f"{r.student} ({' → '.join(r.methods)})")
+              for index, r in enumerate(shown)]
+    return pass_at_1_on_log_x(points, "teacher tokens spent (generated + scored)", bench, run_dir / "methods.png")

@@ -36,6 +36,25 @@ def save(fig: Figure, path: Path) -> str:
     return path.name
 
 
+def pass_at_1_on_log_x(points: list[tuple[float, float, tuple[float, float], str, str]], xlabel: str, bench: str,
+                       path: Path, line: tuple[list[float], list[float]] | None = None) -> str:
+    """pass@1 with its CI against a log-scaled x (cost, data size): points are (x, pass@1, ci95, color, label); `line`
+    joins a series of them."""
+    fig = Figure(figsize=(6.5, 4.2), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    if line is not None:
+        ax.plot(*line, color="C2", lw=1, alpha=0.6)
+    for x, pass_at_1, ci95, color, label in points:
+        ax.errorbar([x], [pass_at_1], yerr=[[pass_at_1 - ci95[0]], [ci95[1] - pass_at_1]], fmt="o", color=color,
+                    capsize=3, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"{bench} pass@1 (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save(fig, path)
+
+
 def dodged(size: float, index: int, inputs: Inputs) -> float:
     """Students of the same size side by side instead of on top of each other (a small step on the log axis)."""
     same = [i for i, m in enumerate(inputs.students) if m.params == size]

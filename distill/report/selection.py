@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from matplotlib.figure import Figure
 
 from distill.report.config import ReportConfig
 from distill.report.document import Block, Heading, Image, Paragraph, Table
 from distill.report.loading import Inputs, ModelRun
+from distill.report.plots import pass_at_1_on_log_x
 from distill.report.stats import PairedDifference, compare
 from distill.report.tables import DASH, difference, interval, share
 
@@ -101,23 +101,11 @@ def selection_plot(rows: list[SelectionRow], bench: str, run_dir: Path) -> str |
     shown = [r for r in rows if r.examples]
     if not shown:
         return None
-    fig = Figure(figsize=(6.5, 4.2), dpi=100, layout="constrained")
-    ax = fig.subplots()
     colors = {"all traces": "black", "random": "C0", "selected": "C2"}
     selected = sorted((r for r in shown if r.role == "selected"), key=lambda r: r.examples)
-    if len(selected) > 1:
-        ax.plot([r.examples for r in selected], [r.pass_at_1 for r in selected], color="C2", lw=1, alpha=0.6)
-    for r in shown:
-        ax.errorbar([r.examples], [r.pass_at_1], yerr=[[r.pass_at_1 - r.ci95[0]], [r.ci95[1] - r.pass_at_1]], fmt="o",
-                    color=colors[r.role], capsize=3, label=f"{r.student} ({r.role})")
-    ax.set_xscale("log")
-    ax.set_xlabel("training traces")
-    ax.set_ylabel(f"{bench} pass@1 (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    path = run_dir / "selection.png"
-    fig.savefig(path, format="png", dpi=100)
-    return path.name
+    line = ([r.examples for r in selected], [r.pass_at_1 for r in selected]) if len(selected) > 1 else None
+    points = [(r.examples, r.pass_at_1, r.ci95, colors[r.role], f"{r.student} ({r.role})") for r in shown]
+    return pass_at_1_on_log_x(points, "training traces", bench, run_dir / "selection.png", line)
 
 
 def selection_blocks(inputs: Inputs, cfg: ReportConfig, run_dir: Path) -> list[Block]:
