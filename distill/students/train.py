@@ -203,6 +203,7 @@ def prepare(cfg: StudentConfig) -> Prepared:
                          cfg.model.chat_template, cfg.model.eos_token, cfg.model.pad_token)
     rows = training_rows(cfg.data, extra_columns=KD_COLUMNS if cfg.method == "kd" else ())
     dataset = rows.dataset
+    data_label = cfg.data.source or ", ".join(s["source"] for s in rows.sources)  # for errors about the rows
     if is_main_process():
         say(f"[train {cfg.name}] data: {rows.describe()}")
     args = on_policy_args(cfg, on_gpu) if cfg.method == "on-policy" else sft_args(cfg, setup, on_gpu)
@@ -236,9 +237,9 @@ def prepare(cfg: StudentConfig) -> Prepared:
         trainer = SFTTrainer(train_dataset=dataset, **common)
     elif cfg.method == "kd":
         chat_template = Path(setup.chat_template_path).read_text(encoding="utf-8") if setup.chat_template_path else None
-        rows = tokenize_kd(dataset, tokenizer, chat_template, tokenizer.convert_tokens_to_ids(tokenizer.eos_token
-                           if not setup.eos_token else setup.eos_token), cfg.training.max_length, cfg.data.source)
-        trainer = KDTrainer(train_dataset=rows, data_collator=KDCollator(tokenizer.pad_token_id), kd_weight=d.kd_weight,
+        tokenized = tokenize_kd(dataset, tokenizer, chat_template, tokenizer.convert_tokens_to_ids(tokenizer.eos_token
+                                if not setup.eos_token else setup.eos_token), cfg.training.max_length, data_label)
+        trainer = KDTrainer(train_dataset=tokenized, data_collator=KDCollator(tokenizer.pad_token_id), kd_weight=d.kd_weight,
                             beta=d.beta, temperature=d.temperature, tail=d.tail, **common)
     else:
         if setup.chat_template_path:  # DistillationTrainer renders prompts with the tokenizer's own template
@@ -246,7 +247,7 @@ def prepare(cfg: StudentConfig) -> Prepared:
         if setup.eos_token:
             tokenizer.eos_token = setup.eos_token  # sampling stops at the end of the turn
         tokenizer.padding_side = "left"
-        trainer = OnPolicyTrainer(teacher_model=teacher.model, train_dataset=prompts_dataset(dataset, cfg.data.source),
+        trainer = OnPolicyTrainer(teacher_model=teacher.model, train_dataset=prompts_dataset(dataset, data_label),
                                   lmbda=d.lmbda, scorer=teacher.scorer, tail=d.tail, **common)
     trainer.remove_callback(PrinterCallback)  # our ProgressCallback prints instead of raw log dicts
     if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and not trainer.is_fsdp_enabled:
