@@ -26,7 +26,7 @@ from distill.curate.config import JudgeModel
 from distill.curate.screen import Outcome, TraceCache
 from distill.engines import SamplingParams, make_engine
 from distill.errors import DistillError, UsageError
-from distill.progress import fmt_duration, say
+from distill.progress import Progress, fmt_duration, say
 from distill.traces import iter_batches
 from distill.verify.reasoning import THINK_END, THINK_START, split_reasoning
 
@@ -106,31 +106,26 @@ def to_judge(outcomes: list[Outcome]) -> list[int]:
     return chosen
 
 
-class Progress:
-    """Judged traces, rate and ETA, every few seconds and at the end."""
+PROGRESS_EVERY_S = 5.0  # the first line after a few seconds: the first answers say little of the rate
+
+
+class JudgeProgress:
+    """Judged traces with their unparseable and failed counts, on the project's progress bar or lines."""
 
     def __init__(self, name: str, total: int):
-        self.name, self.total, self.done, self.unparseable, self.failed = name, total, 0, 0, 0
-        self.start = self.last = time.time()  # the first line after a few seconds: the first answers say little of the rate
+        self.done, self.unparseable, self.failed = 0, 0, 0
+        self.progress = Progress(f"[curate {name}] judge: traces", total, every=PROGRESS_EVERY_S)
 
     def add(self, unparseable: bool, failed: bool) -> None:
         self.done += 1
         self.unparseable += unparseable
         self.failed += failed
-        if time.time() - self.last >= 5 or self.done == self.total:
-            self.last = time.time()
-            say(self.line())
-
-    def line(self) -> str:
-        elapsed = max(time.time() - self.start, 1e-9)
-        rate = self.done / elapsed
-        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
-        return (f"[curate {self.name}] judge: traces {self.done}/{self.total} ({100 * self.done / max(self.total, 1):.0f}%)"
-                f"  {rate:.2f} traces/s  unparseable {self.unparseable}  failed {self.failed}  "
-                f"eta {fmt_duration(eta) if eta == eta else '?'}")
+        self.progress.update(self.done, f"  unparseable {self.unparseable}  failed {self.failed}")
+        if self.done == self.progress.total:
+            self.progress.close()
 
 
-async def ask(cfg: JudgeModel, requests, cache: TraceCache, results: dict, progress: Progress) -> None:
+async def ask(cfg: JudgeModel, requests, cache: TraceCache, results: dict, progress: JudgeProgress) -> None:
     """Send each (trace id, messages) of `requests` to the judge, at most max_concurrency in flight, reading the
     traces only as fast as the judge answers."""
     engine_cfg = cfg.engine_section()
@@ -197,7 +192,7 @@ def judge_outcomes(traces_dir: Path, rank: np.ndarray, outcomes: list[Outcome], 
 
     if todo.any():
         started = time.time()
-        asyncio.run(ask(cfg, requests(), cache, results, Progress(name, int(todo.sum()))))
+        asyncio.run(ask(cfg, requests(), cache, results, JudgeProgress(name, int(todo.sum()))))
         asked_for = fmt_duration(time.time() - started)
     else:
         asked_for = "0s"
