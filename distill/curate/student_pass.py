@@ -18,13 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from distill.curate.config import CurateSection, StudentFilter
-from distill.curate.screen import Outcome
+from distill.curate.screen import Outcome, TraceCache
 from distill.curate.selection import SelectionInputs, band_reason, teacher_pass_rates
 from distill.progress import fmt_duration, say
-from distill.shards import ShardWriter
 from distill.traces import iter_batches, reference_tests
 from distill.verify.judge import judge_many
 from distill.verify.sandbox import LocalSandbox
@@ -86,26 +84,17 @@ def cache_key(f: StudentFilter, c: CurateSection) -> str:
     return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:12]
 
 
-def read_cache(directory: Path) -> dict[str, tuple[int, int]]:
-    known: dict[str, tuple[int, int]] = {}
-    for path in sorted(directory.glob("rates-*.parquet")) if directory.is_dir() else []:
-        table = pq.read_table(path)
-        for pid, samples, correct in zip(*(table.column(c).to_pylist() for c in RATES.names)):
-            known[pid] = (samples, correct)
-    return known
-
-
 def student_pass_rates(f: StudentFilter, prompts: dict[str, PromptFacts], cache_root: Path,
                        c: CurateSection) -> dict[str, float | None]:
     """prompt id -> the student's pass rate (correct / judged samples; None when none could be judged)."""
-    directory = cache_root / cache_key(f, c)
-    known = read_cache(directory)
+    cache = TraceCache(cache_root, cache_key(f, c), RATES, "rates", flush_rows=CHUNK)  # keyed by prompt id
+    directory, known = cache.dir, cache.known
     todo = sorted(pid for pid in prompts if pid not in known)
     label = f"[curate] student pass rate ({f.model}, k={f.k})"
     if todo:
         say(f"{label}: sampling {len(todo):,} prompts ({len(prompts) - len(todo):,} cached in {directory})")
         started = time.time()
-        asyncio.run(sample_all(f, c, [(pid, prompts[pid]) for pid in todo], directory, known, started, label))
+        asyncio.run(sample_all(f, c, [(pid, prompts[pid]) for pid in todo], cache, started, label))
         say(f"{label}: {len(todo):,} prompts in {fmt_duration(time.time() - started)}")
     else:
         say(f"{label}: all {len(prompts):,} prompts cached in {directory}")
@@ -120,15 +109,14 @@ def judge_item(response: str, p: PromptFacts, c: CurateSection) -> dict:
             "kind": c.answer_kind}
 
 
-async def sample_all(f: StudentFilter, c: CurateSection, todo: list[tuple[str, PromptFacts]], directory: Path,
-                     known: dict[str, tuple[int, int]], started: float, label: str) -> None:
+async def sample_all(f: StudentFilter, c: CurateSection, todo: list[tuple[str, PromptFacts]], cache: TraceCache,
+                     started: float, label: str) -> None:
     from distill.engines import SamplingParams, make_engine
     from distill.teacher.config import EngineSection  # teacher.config imports curate.config: imported here
 
     engine = make_engine(EngineSection(kind=f.engine, model=f.model, base_urls=f.base_urls,
                                        max_concurrency=f.concurrency, per_endpoint_concurrency=f.concurrency))
     limit = asyncio.Semaphore(f.concurrency)
-    writer = ShardWriter(directory, RATES, prefix="rates", digits=5)
 
     async def one(index: int, pid: str, p: PromptFacts):
         params = SamplingParams(n=f.k, temperature=f.temperature, top_p=f.top_p, max_tokens=f.max_tokens,
@@ -156,8 +144,10 @@ async def sample_all(f: StudentFilter, c: CurateSection, todo: list[tuple[str, P
             for pid, verdict in zip(owners, verdicts):
                 counts[pid][0] += 1
                 counts[pid][1] += bool(verdict.correct)
-            writer.write_rows([{"prompt_id": pid, "samples": s, "correct": k} for pid, (s, k) in counts.items()])
-            known.update({pid: (s, k) for pid, (s, k) in counts.items()})
+            for pid, (samples, correct) in counts.items():
+                cache.add(pid, samples, correct)
+                cache.known[pid] = (samples, correct)
+            cache.flush()
             done = first + len(chunk)
             say(f"{label}: {done:,}/{len(todo):,} prompts, {fmt_duration(time.time() - started)}")
     finally:
