@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo
 
 from distill.errors import UsageError
 from distill.io import read_utf8
@@ -43,8 +43,18 @@ def check_local_path(value: str) -> str:
     return value
 
 
+# Validation context under which a local path need not exist yet (`distill plan` prices a run before its data is made).
+PATHS_MAY_BE_MISSING = "paths_may_be_missing"
+
+
+def _existing_local_path(value: str, info: ValidationInfo) -> str:
+    if info.context and info.context.get(PATHS_MAY_BE_MISSING):
+        return value
+    return check_local_path(value)
+
+
 # A model or dataset reference: a Hub id (`org/name`) or a local path, which must then exist.
-HubIdOrPath = Annotated[str, AfterValidator(check_local_path)]
+HubIdOrPath = Annotated[str, AfterValidator(_existing_local_path)]
 
 
 def _parse_scalar(raw: str) -> Any:

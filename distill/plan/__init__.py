@@ -73,48 +73,15 @@ def _check(options: PlanOptions) -> None:
         raise UsageError(f"--headroom {options.headroom}: expected a fraction in [0, 1), e.g. 0.1")
 
 
-def _pending_paths(data: dict[str, Any]) -> list[list[Any]]:
-    """Where a config names its input data: a plan is made before that data exists."""
-    if "prompts" in data and "training" not in data:
-        return [["prompts", "source"]]
-    section = data.get("data") if isinstance(data.get("data"), dict) else {}
-    sources = section.get("sources") if isinstance(section.get("sources"), list) else []
-    return [["data", "source"]] + [["data", "sources", i, "source"] for i, s in enumerate(sources) if isinstance(s, dict)]
-
-
 def _validate(path: str, data: dict[str, Any], model_cls: type[BaseModel]) -> BaseModel:
-    """`data` as `model_cls`, accepting a local input path that is not there yet (kept as written, for the plan to
-    say so) where the stage itself would refuse it."""
-    import copy
+    """`data` as `model_cls`, accepting local input paths that are not there yet (the plan says so) where the stage
+    itself would refuse them."""
+    from distill.config import PATHS_MAY_BE_MISSING, describe_error
 
-    from distill.config import check_local_path, describe_error
-
-    data = copy.deepcopy(data)
-    pending = []
-    for keys in _pending_paths(data):
-        *parents, leaf = keys
-        node: Any = data
-        for key in parents:
-            node = node[key] if isinstance(node, list) else (node.get(key) if isinstance(node, dict) else None)
-        if not isinstance(node, dict) or not isinstance(node.get(leaf), str):
-            continue
-        try:
-            check_local_path(node[leaf])
-        except ValueError:
-            pending.append((keys, node[leaf], "name" in node))
-            node[leaf] = f"plan/not-yet-there-{len(pending)}"
     try:
-        cfg = model_cls.model_validate(data)
+        return model_cls.model_validate(data, context={PATHS_MAY_BE_MISSING: True})
     except ValidationError as exc:
         raise UsageError(describe_error(path, exc, model_cls)) from None
-    for (*parents, leaf), original, named in pending:
-        node = cfg
-        for key in parents:
-            node = node[key] if isinstance(key, int) else getattr(node, key)
-        setattr(node, leaf, original)
-        if hasattr(node, "name") and not named and len(parents) > 1:  # a mixture source's default name is its source
-            node.name = original + (f"/{node.subset}" if node.subset else "") + (f":{node.split}" if node.split != "train" else "")
-    return cfg
 
 
 def make_plan(config_path: str, overrides: list[str] | None = None, options: PlanOptions | None = None):
