@@ -30,19 +30,46 @@ from pathlib import Path
 
 import numpy as np
 from datasets import Dataset, concatenate_datasets
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from distill import locks
 from distill.config import Section, load_config
 from distill.errors import UsageError
-from distill.io import atomic_write_json, replace_dir, staging_dir_for
+from distill.io import replace_dir, staging_dir_for
 from distill.progress import fmt_count, fmt_duration, say
-from distill.runs import Run, check_replaceable, is_main_process
+from distill.runs import Run, Summary, check_replaceable, is_main_process
 from distill.students.config import DataSection, SourceSection
 from distill.students.data import load_messages
 from distill.students.summary import SourceUsage
 
-MIXTURE_FILE = "mixture.json"
+
+
+class MixedSource(BaseModel):
+    """One source of a written mixture: where it came from, what it was asked for and what it gave."""
+
+    name: str
+    source: str
+    split: str = "train"
+    subset: str | None = None
+    weight: float | None = None
+    samples: int | None = None
+    available: int | None = None  # rows the source holds
+    rows: int  # rows of the mixture drawn from it
+    share: float
+
+
+class MixtureSummary(Summary):
+    FILE = "mixture.json"
+    WRITER = "distill mix"
+
+    name: str
+    rows: int
+    seed: int
+    sources: list[MixedSource]
+    config: dict
+
+
+MIXTURE_FILE = MixtureSummary.FILE
 
 
 @dataclass
@@ -164,24 +191,24 @@ def training_rows(data: DataSection, extra_columns=()) -> TrainingRows:
     if not written:
         return TrainingRows(dataset, np.zeros(len(dataset), dtype=np.int64),
                             [{"name": data.source, "source": data.source, "split": data.split}])
-    index = {s["name"]: i for i, s in enumerate(written)}
+    index = {s.name: i for i, s in enumerate(written)}
     origin = np.array([index.get(name, -1) for name in dataset["source"]], dtype=np.int64)
     if (origin < 0).any():
         raise UsageError(f"data.source: {data.source}: rows name a source that {MIXTURE_FILE} does not list")
     if "source" not in extra_columns:
         dataset = dataset.remove_columns("source")
-    return TrainingRows(dataset, origin, [{"name": s["name"], "source": s["source"], "split": s["split"]} for s in written])
+    return TrainingRows(dataset, origin, [{"name": s.name, "source": s.source, "split": s.split} for s in written])
 
 
-def _written_mixture(source: str) -> list[dict] | None:
+def _written_mixture(source: str) -> list[MixedSource] | None:
     """The sources listed by the mixture.json of a directory `distill mix` wrote, else None."""
-    path = Path(source).expanduser() / MIXTURE_FILE
-    if not path.is_file():
+    directory = Path(source).expanduser()
+    if not (directory / MIXTURE_FILE).is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["sources"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UsageError(f"data.source: {path}: not a mixture file as `distill mix` writes it; run distill mix again") from None
+        return MixtureSummary.read(directory).sources
+    except UsageError as exc:
+        raise UsageError(f"data.source: {exc}; run distill mix again") from None
 
 
 def row_tokens(dataset: Dataset, tokenizer, chat_template: str | None, max_length: int, num_proc: int | None) -> np.ndarray | None:
@@ -245,10 +272,10 @@ def write_mixture(cfg: MixConfig) -> Path:
         run = Run(staging, "mix", cfg, lock_dir=out).start()
         _write_shards(rows, staging, cfg.shard_rows)
         counts = rows.rows_per_source()
-        report = {"name": cfg.name, "rows": len(rows.dataset), "seed": seed_of(cfg.data),
-                  "sources": [{**s, "rows": n, "share": round(n / len(rows.dataset), 4)} for s, n in zip(rows.sources, counts)],
-                  "config": cfg.model_dump(mode="json")}
-        atomic_write_json(staging / MIXTURE_FILE, report)
+        MixtureSummary(name=cfg.name, rows=len(rows.dataset), seed=seed_of(cfg.data),
+                       sources=[MixedSource(**s, rows=n, share=round(n / len(rows.dataset), 4))
+                                for s, n in zip(rows.sources, counts)],
+                       config=cfg.model_dump(mode="json")).write(staging)
         run.finish(rows=len(rows.dataset), **{f"rows_{s['name']}": n for s, n in zip(rows.sources, counts)})
         replace_dir(staging, out)
     say(f"[mix {cfg.name}] done: {fmt_count(len(rows.dataset))} rows from {len(counts)} sources in "

@@ -16,22 +16,59 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from distill import locks
 from distill.config import HubIdOrPath, Section, load_config
 from distill.errors import UsageError
-from distill.io import atomic_write_json, atomic_write_text, replace_dir, staging_dir_for
+from distill.io import atomic_write_text, replace_dir, staging_dir_for
 from distill.progress import say
-from distill.runs import Run, check_replaceable
+from distill.runs import Run, Summary, check_replaceable
 from distill.teacher import prompts
 from distill.teacher.config import PromptsSection
 from distill.teacher.pool_dedup import ProblemDeduper, boilerplate_shingles
 
 SCHEMA_FIELDS = ("id", "problem", "answer", "tests")
 OUTPUT = "prompts.jsonl"
-SUMMARY = "pool.json"
 PROGRESS_EVERY_S = 5.0
+
+
+class PoolSourceCount(BaseModel):
+    name: str
+    source: str
+    rows_in: int
+    kept: int
+    exact_duplicates: int
+    near_duplicates: int
+
+
+class SourcePair(BaseModel):
+    """Rows of `dropped_source` dropped as copies of rows kept from `kept_source` (the earlier in priority)."""
+
+    kept_source: str
+    dropped_source: str
+    exact: int
+    near: int
+
+
+class PoolSummary(Summary):
+    FILE = "pool.json"
+    WRITER = "distill prompts"
+
+    name: str
+    output: str
+    rows_in: int
+    rows_kept: int
+    exact_duplicates: int
+    near_duplicates: int
+    dedup_seconds: float
+    rows_per_s: int | None = None
+    seconds: float | None = None  # all of it: reading the sources too
+    near: dict
+    boilerplate_shingles: int
+    sources: list[PoolSourceCount]
+    pairs: list[SourcePair]  # each dropped row counts once, against the kept row it duplicates
+    near_pair_samples: list[dict]  # {similarity, kept: {pool_source, id, problem}, dropped: {...}}
 
 
 class PoolSource(Section):
@@ -149,18 +186,18 @@ def build_pool(cfg: PoolConfig) -> Path:
         columns = list(dict.fromkeys(c for row in kept for c in row))  # every row gets every column, as a table
         atomic_write_text(staging / OUTPUT, "".join(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False) + "\n"
                                                     for row in kept))
-        summary["seconds"] = round(time.time() - started, 2)
-        atomic_write_json(staging / SUMMARY, summary)
-        run.finish(rows_in=summary["rows_in"], rows_kept=summary["rows_kept"])
+        summary.seconds = round(time.time() - started, 2)
+        summary.write(staging)
+        run.finish(rows_in=summary.rows_in, rows_kept=summary.rows_kept)
         replace_dir(staging, final)
-    say(f"[prompts {cfg.name}] {summary['rows_in']:,} problems from {len(cfg.sources)} sources -> {summary['rows_kept']:,} kept "
-        f"({summary['exact_duplicates']:,} exact, {summary['near_duplicates']:,} near duplicates) in {summary['seconds']:.1f}s, "
-        f"{summary['rows_per_s'] or 0:,} rows/s: "
+    say(f"[prompts {cfg.name}] {summary.rows_in:,} problems from {len(cfg.sources)} sources -> {summary.rows_kept:,} kept "
+        f"({summary.exact_duplicates:,} exact, {summary.near_duplicates:,} near duplicates) in {summary.seconds:.1f}s, "
+        f"{summary.rows_per_s or 0:,} rows/s: "
         f"{final / OUTPUT}")
     return final / OUTPUT
 
 
-def dedup_sources(cfg: PoolConfig, loaded: list[tuple[PoolSource, list[dict]]]) -> tuple[list[dict], dict]:
+def dedup_sources(cfg: PoolConfig, loaded: list[tuple[PoolSource, list[dict]]]) -> tuple[list[dict], PoolSummary]:
     """The kept rows (prompt_row's), in priority order, and pool.json's content."""
     near = cfg.near
     boilerplate = frozenset()
@@ -204,14 +241,12 @@ def dedup_sources(cfg: PoolConfig, loaded: list[tuple[PoolSource, list[dict]]]) 
     names = [src.name for src, _ in loaded]
     pair_rows = [{"kept_source": a, "dropped_source": b, **pairs.get((a, b), {"exact": 0, "near": 0})}
                  for i, a in enumerate(names) for b in names[i:]]
-    summary = {
-        "name": cfg.name, "output": OUTPUT, "rows_in": total, "rows_kept": len(kept),
-        "exact_duplicates": sum(s["exact_duplicates"] for s in per_source),
-        "near_duplicates": sum(s["near_duplicates"] for s in per_source),
-        "dedup_seconds": round(seconds, 2), "rows_per_s": round(total / seconds) if seconds > 0 else None,
-        "near": near.model_dump(), "boilerplate_shingles": len(boilerplate), "sources": per_source,
-        # Each dropped row counts once, against the kept row it duplicates (kept_source comes first in priority).
-        "pairs": pair_rows,
-        "near_pair_samples": [s for pair in sorted(samples, key=lambda p: (order[p[0]], order[p[1]])) for s in samples[pair]],
-    }
+    summary = PoolSummary(
+        name=cfg.name, output=OUTPUT, rows_in=total, rows_kept=len(kept),
+        exact_duplicates=sum(s["exact_duplicates"] for s in per_source),
+        near_duplicates=sum(s["near_duplicates"] for s in per_source),
+        dedup_seconds=round(seconds, 2), rows_per_s=round(total / seconds) if seconds > 0 else None,
+        near=near.model_dump(), boilerplate_shingles=len(boilerplate), sources=per_source, pairs=pair_rows,
+        near_pair_samples=[s for pair in sorted(samples, key=lambda p: (order[p[0]], order[p[1]])) for s in samples[pair]],
+    )
     return kept, summary
