@@ -1,6 +1,7 @@
 """Selection by difficulty: the teacher's pass-rate band, the s1/LIMO-style subset, the student pass-rate filter."""
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -202,3 +203,45 @@ def test_student_filter_samples_only_prompts_inside_the_teachers_band(tmp_path, 
     out = curate(load_config(config, GenerateConfig))
     assert "all 0 prompts cached" in capsys.readouterr().out  # nothing sampled for prompts the band drops
     assert json.loads((out / "curation.json").read_text())["rejected_by_reason"] == {"pass rate": 8}
+
+
+def test_student_filter_that_cannot_sample_stops_with_one_line_and_caches_nothing(tmp_path, toy_world):
+    # A FAKE OpenAI-compatible server stands in for a served base student (tests/fake_openai.py).
+    from fake_openai import FakeOpenAIServer
+
+    config = student_run(tmp_path, toy_world, toy_world / "bases" / "qwen2-h64-l2", count=3)
+    recipe = yaml.safe_load(config.read_text())
+    student = recipe["curate"]["selection"]["student"]
+    cache = tmp_path / "run" / "student_pass"
+
+    malformed = {"choices": [{"index": 0, "message": {"role": "assistant", "content": None}}]}
+    with FakeOpenAIServer(faults=[malformed] * 20) as server:
+        student.update(engine="openai", model="fake-student", base_urls=[server.base_url])
+        config.write_text(yaml.safe_dump(recipe))
+        result = run_cli("curate", config)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    error = result.stderr.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: curate.selection.student: sampling failed for all 3 prompts")
+    assert server.base_url in error[0]
+    assert not list(cache.rglob("rates-*.parquet"))  # nothing cached: the next run asks again
+
+    with FakeOpenAIServer() as server:  # the student is served now: every prompt gets its k samples
+        student["base_urls"] = [server.base_url]
+        config.write_text(yaml.safe_dump(recipe))
+        curate(load_config(config, GenerateConfig))
+        assert len(server.requests) == 3
+    rows = [row for path in cache.rglob("rates-*.parquet") for row in pq.read_table(path).to_pylist()]
+    assert sorted(r["samples"] for r in rows) == [4, 4, 4]
+
+
+def test_student_filter_model_that_is_not_there_is_one_line(tmp_path, toy_world):
+    for model, needle in ((str(tmp_path / "no-student"), "path does not exist"),
+                          ("probe-org/no-such-model", "cannot load 'probe-org/no-such-model' (hf)")):
+        config = student_run(tmp_path, toy_world, toy_world / "bases" / "qwen2-h64-l2", count=2)
+        recipe = yaml.safe_load(config.read_text())
+        recipe["curate"]["selection"]["student"]["model"] = model
+        config.write_text(yaml.safe_dump(recipe))
+        result = run_cli("curate", config, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, result.stderr
+        assert "curate.selection.student.model" in lines[0] and needle in lines[0], lines[0]

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from distill.config import Section
+from distill.config import HubIdOrPath, Section
 from distill.verify.sandbox import SandboxSettings
 
 
@@ -166,7 +166,7 @@ class StudentFilter(Section):
     """open-r1's pass-rate filter: the base student's pass@k on the training prompts; prompts it already solves at a
     rate above `max` are dropped (teaching them costs steps and teaches little)."""
 
-    model: str  # the base student: a local path or a Hub id (engine hf / vllm) or a served name (openai)
+    model: HubIdOrPath = Field(min_length=1)  # the base student: a local path or a Hub id (engine hf / vllm) or a served name (openai)
     engine: Literal["hf", "vllm", "openai"] = "hf"
     base_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000/v1"])  # engine openai
     k: int = Field(default=8, ge=1)  # samples per prompt

@@ -22,6 +22,7 @@ import pyarrow as pa
 from distill.curate.config import CurateSection, StudentFilter
 from distill.curate.screen import Outcome, TraceCache
 from distill.curate.selection import SelectionInputs, band_reason, teacher_pass_rates
+from distill.errors import DistillError, UsageError
 from distill.progress import fmt_duration, say
 from distill.traces import iter_batches, reference_tests
 from distill.verify.judge import judge_many
@@ -114,19 +115,31 @@ async def sample_all(f: StudentFilter, c: CurateSection, todo: list[tuple[str, P
     from distill.engines import SamplingParams, make_engine
     from distill.teacher.config import EngineSection  # teacher.config imports curate.config: imported here
 
-    engine = make_engine(EngineSection(kind=f.engine, model=f.model, base_urls=f.base_urls,
-                                       max_concurrency=f.concurrency, per_endpoint_concurrency=f.concurrency))
+    try:
+        engine = make_engine(EngineSection(kind=f.engine, model=f.model, base_urls=f.base_urls,
+                                           max_concurrency=f.concurrency, per_endpoint_concurrency=f.concurrency))
+    except Exception as exc:  # a local student (hf, vllm) that does not load
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"curate.selection.student.model: cannot load {f.model!r} ({f.engine}): {reason}") from None
     limit = asyncio.Semaphore(f.concurrency)
+    failures: list[str] = []
 
     async def one(index: int, pid: str, p: PromptFacts):
         params = SamplingParams(n=f.k, temperature=f.temperature, top_p=f.top_p, max_tokens=f.max_tokens,
                                 seed=f.seed + index)
         async with limit:
             try:
-                return (await engine.complete(p.messages, params)).completions
-            except Exception as exc:  # a prompt the engine fails on is not judged (no rate), never guessed
-                say(f"{label}: {pid}: sampling failed ({str(exc).splitlines()[0][:200]})")
-                return []
+                completions = (await engine.complete(p.messages, params)).completions
+                error = None if any(c.error is None for c in completions) else \
+                    (completions[0].error if completions else "no completions")
+            except Exception as exc:
+                error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if error is None:
+                return completions
+            # Not judged (no rate, never guessed) and not cached: the next run asks again.
+            failures.append(f"{pid}: {error[:200]}")
+            say(f"{label}: {failures[-1]}: sampling failed")
+            return None
 
     try:
         for first in range(0, len(todo), CHUNK):
@@ -134,13 +147,13 @@ async def sample_all(f: StudentFilter, c: CurateSection, todo: list[tuple[str, P
             results = await asyncio.gather(*(one(first + i, pid, p) for i, (pid, p) in enumerate(chunk)))
             items, owners = [], []
             for (pid, p), completions in zip(chunk, results):
-                for completion in completions:
+                for completion in completions or []:
                     if completion.error is None:
                         items.append(judge_item(completion.text or "", p, c))
                         owners.append(pid)
             sandbox = LocalSandbox(allow_weak=c.sandbox.allow_weak) if any("tests" in i for i in items) else None
             verdicts = judge_many(items, workers=c.workers, sandbox=sandbox, limits=c.sandbox.limits())
-            counts = {pid: [0, 0] for pid, _ in chunk}
+            counts = {pid: [0, 0] for (pid, _), completions in zip(chunk, results) if completions is not None}
             for pid, verdict in zip(owners, verdicts):
                 counts[pid][0] += 1
                 counts[pid][1] += bool(verdict.correct)
@@ -150,5 +163,12 @@ async def sample_all(f: StudentFilter, c: CurateSection, todo: list[tuple[str, P
             cache.flush()
             done = first + len(chunk)
             say(f"{label}: {done:,}/{len(todo):,} prompts, {fmt_duration(time.time() - started)}")
+            if len(failures) == done:  # nothing sampled at all: the student is not there, not a few bad prompts
+                where = f" (is it served at {', '.join(f.base_urls)}?)" if f.engine == "openai" else ""
+                raise DistillError(f"curate.selection.student: sampling failed for all {done:,} prompts from "
+                                   f"{f.model}{where}; first: {failures[0]}")
+        if failures:
+            say(f"{label}: {len(failures):,} prompts could not be sampled (first: {failures[0]}); they have no student "
+                "pass rate and stay: run curate again to sample them")
     finally:
         await engine.close()
