@@ -1205,9 +1205,226 @@ def eval_probes() -> list[Probe]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# mix, prompts, plan and the curation judge (the data recipe and the plan: issues 15 and 16)
+
+
+def base_mix(ctx: Ctx) -> dict:
+    a = write(ctx.dir / "a.jsonl", jsonl(SFT_ROWS))
+    b = write(ctx.dir / "b.jsonl", jsonl(SFT_ROWS[:4]))
+    return {"name": "probe-mix", "run_dir": str(ctx.dir / "mix"),
+            "data": {"sources": [{"name": "a", "source": str(a), "weight": 0.6}, {"name": "b", "source": str(b), "weight": 0.4}]}}
+
+
+POOL_ROWS = [{"id": f"q{i}", "problem": f"Find the sum of {i} and {i + 1}.", "answer": str(2 * i + 1)} for i in range(6)]
+
+
+def base_pool(ctx: Ctx) -> dict:
+    src = write(ctx.dir / "src.jsonl", jsonl(POOL_ROWS))
+    return {"name": "probe-pool", "run_dir": str(ctx.dir / "pool"),
+            "sources": [{"name": "a", "source": str(src), "fields": {"id": "id", "problem": "problem", "answer": "answer"}}]}
+
+
+STAGES += [
+    Stage("mix", base_mix, "name", (("data", "sources", 0, "wieght"), 0.5), (("shard_rows",), "many"),
+          (("data", "sources", 1, "samples"), -3), timeout=90),
+    Stage("prompts", base_pool, "name", (("near", "threshhold"), 0.7), (("near", "threshold"), "high"),
+          (("sources", 0, "limit"), -1), timeout=90),
+    Stage("plan", base_student, "student recipe", (("training", "learning_rat"), 1e-4), (("training", "max_length"), "long"),
+          (("training", "per_device_train_batch_size"), -2), timeout=120),
+]
+
+
+def config_file(command: str, base: Callable[[Ctx], dict], *args: str, **changes) -> Callable[[Ctx], list[str]]:
+    """Build: `base`'s config with `changes` (dotted path "a.b.0.c" -> value; None removes the key) as config.yaml."""
+    def build(ctx: Ctx) -> list[str]:
+        cfg = base(ctx)
+        for dotted_path, value in changes.items():
+            path = tuple(int(p) if p.isdigit() else p for p in dotted_path.split("."))
+            if value is None:
+                node = cfg
+                for part in path[:-1]:
+                    node = node[part]
+                node.pop(path[-1], None)
+            else:
+                set_path(cfg, path, value)
+        write_yaml(ctx.dir / "config.yaml", cfg)
+        return [command, "config.yaml", *args]
+    return build
+
+
+def mixed_rows(ctx: Ctx, result: Result) -> str | None:
+    try:
+        summary = json.loads((ctx.dir / "mix" / "mixture.json").read_text())
+    except (OSError, ValueError) as exc:
+        return f"no mixture.json: {exc}"
+    rows = {s["name"]: s["rows"] for s in summary["sources"]}
+    # The largest 60/40 mix that repeats no row: b's 4 rows are 40% of 10.
+    return None if rows == {"a": 6, "b": 4} else f"mixture.json counts {rows}, expected a 6, b 4"
+
+
+def pooled_rows(ctx: Ctx, result: Result) -> str | None:
+    path = ctx.dir / "pool" / "prompts.jsonl"
+    if not path.is_file():
+        return "no prompts.jsonl"
+    kept = [json.loads(line) for line in path.read_text().splitlines()]
+    return None if len(kept) == len(POOL_ROWS) else f"prompts.jsonl holds {len(kept)} of {len(POOL_ROWS)} distinct problems"
+
+
+def judged_all(ctx: Ctx, result: Result) -> str | None:
+    """The fake server's answers hold no `Score: N`: every trace is rejected by the judge, with that reason."""
+    problem = curated_all(ctx, result)
+    if problem:
+        return problem
+    summary = curation(ctx)
+    reasons = summary["rejected_by_reason"]
+    if summary["accepted"] or not any(r.startswith("judge") for r in reasons):
+        return f"accepted {summary['accepted']}, rejected for {reasons}: not the judge's unreadable answers"
+    return None
+
+
+def solved_run(**curate) -> Callable[[Ctx], list[str]]:
+    """Build: a generation whose traces are right (the fake server echoes the prompt's start, here a boxed answer),
+    so that curation gets past the verifier to what `curate` sets."""
+    def build(ctx: Ctx) -> list[str]:
+        url = start_server(ctx)
+        prompts = write(ctx.dir / "prompts.jsonl", jsonl([{"id": f"s{i}", "problem": f"\\boxed{{{i}}} is it?",
+                                                           "answer": str(i)} for i in range(1, 3)]))
+        cfg = generate_config(ctx, url, prompts)
+        write_yaml(ctx.dir / "run.yaml", cfg)
+        done = run_cli(ctx, ["generate", "run.yaml"], 120)
+        if done.rc != 0:
+            raise RuntimeError(f"generation for the probe failed: {last_line(done)}")
+        cfg["curate"].update(curate)
+        write_yaml(ctx.dir / "run.yaml", cfg)
+        return ["curate", "run.yaml"]
+    return build
+
+
+def recipe_probes() -> list[Probe]:
+    def source_dir_as_out(ctx: Ctx) -> list[str]:
+        cfg = base_mix(ctx)
+        cfg["run_dir"] = str(ctx.dir)  # the directory that holds the sources (and this config)
+        write_yaml(ctx.dir / "config.yaml", cfg)
+        return ["mix", "config.yaml"]
+
+    def pool_into_sources(ctx: Ctx) -> list[str]:
+        cfg = base_pool(ctx)
+        cfg["run_dir"] = str(ctx.dir)
+        write_yaml(ctx.dir / "config.yaml", cfg)
+        return ["prompts", "config.yaml"]
+
+    def locked(command: str, base: Callable[[Ctx], dict], stage: str) -> Callable[[Ctx], list[str]]:
+        def build(ctx: Ctx) -> list[str]:
+            cfg = base(ctx)
+            write_yaml(ctx.dir / "config.yaml", cfg)
+            hold_lock(ctx, Path(cfg["run_dir"]), stage)
+            return [command, "config.yaml"]
+        return build
+
+    def pool_file(content: bytes | str, **fields) -> Callable[[Ctx], list[str]]:
+        def build(ctx: Ctx) -> list[str]:
+            cfg = base_pool(ctx)
+            write(ctx.dir / "src.jsonl", content)
+            cfg["sources"][0]["fields"].update(fields)
+            write_yaml(ctx.dir / "config.yaml", cfg)
+            return ["prompts", "config.yaml"]
+        return build
+
+    def damaged_mixture(ctx: Ctx) -> list[str]:
+        mixed = ctx.dir / "mixed"
+        write(mixed / "train.jsonl", jsonl([{**r, "source": "a"} for r in SFT_ROWS]))
+        write(mixed / "mixture.json", '{"name": "x", "sources": "not a list"}\n')
+        cfg = base_student(ctx)
+        cfg["data"] = {"source": str(mixed)}
+        write_yaml(ctx.dir / "student.yaml", cfg)
+        return ["train", "student.yaml"]
+
+    def judge(**extra):
+        def build(ctx: Ctx) -> list[str]:
+            url = start_server(ctx) if extra.pop("served", True) else f"http://127.0.0.1:{free_port()}/v1"
+            judge_cfg = {"enabled": True, "model": "fake-judge", "base_urls": [url],
+                         "engine": {"max_retries": 1, "backoff_base_s": 0.01, "backoff_max_s": 0.05, "timeout_s": 5,
+                                    "all_down_timeout_s": 3, "health_check_interval_s": 0.2}}
+            copy_run(ctx, False, curate__verifier="none", curate__judge=judge_cfg)
+            return ["curate", "run.yaml"]
+        return build
+
+    rows = [json.dumps(r) for r in POOL_ROWS]
+    bad_line_3 = "\n".join(rows[:2] + ['{"id": "q9", "problem": '] + rows[2:]) + "\n"
+    latin_line_2 = (rows[0] + "\n").encode() + b'{"id": "q8", "problem": "caf\xe9", "answer": "1"}\n'
+    repeated_id = jsonl(POOL_ROWS + [{**POOL_ROWS[0], "problem": "Another problem, same id."}])
+    no_messages = lambda ctx: write(ctx.dir / "b.jsonl", jsonl([{"text": "hello"}] * 3))  # noqa: E731
+
+    def with_prepare(prepare, build):
+        def both(ctx: Ctx) -> list[str]:
+            args = build(ctx)
+            prepare(ctx)
+            return args
+        return both
+
+    return [
+        Probe("mix-baseline", config_file("mix", base_mix), expect="succeed", post=mixed_rows, timeout=90),
+        Probe("mix-all-zero-weights", config_file("mix", base_mix, **{"data.sources.0.weight": 0, "data.sources.1.weight": 0}),
+              needle=("weight",), timeout=90),
+        Probe("mix-weight-and-samples", config_file("mix", base_mix, **{"data.sources.0.samples": 3}),
+              needle=("data.sources.0",), timeout=90),
+        Probe("mix-source-missing", config_file("mix", base_mix, **{"data.sources.1.source": "no-such.jsonl"}),
+              needle=("no-such.jsonl",), timeout=90),
+        Probe("mix-source-without-messages", with_prepare(no_messages, config_file("mix", base_mix)),
+              needle=("messages",), timeout=90),
+        Probe("mix-one-source-only", config_file("mix", base_mix, **{"data.sources": None, "data.source": "a.jsonl"}),
+              needle=("data",), timeout=90),
+        Probe("mix-run-dir-holds-its-sources", source_dir_as_out, needle=("run_dir",), timeout=90),
+        Probe("mix-two-at-once", locked("mix", base_mix, "mix"), exit_code=None, needle=("{pid}",), timeout=90),
+        Probe("train-damaged-mixture-json", damaged_mixture, needle=("mixture.json",), timeout=240, skip=NO_WORLD),
+        Probe("pool-baseline", config_file("prompts", base_pool), expect="succeed", post=pooled_rows, timeout=90),
+        Probe("pool-source-missing", config_file("prompts", base_pool, **{"sources.0.source": "no-such.jsonl"}),
+              needle=("no-such.jsonl",), timeout=90),
+        Probe("pool-bad-json-line-3", pool_file(bad_line_3), needle=("src.jsonl", "3"), timeout=90),
+        Probe("pool-non-utf8-line-2", pool_file(latin_line_2), needle=("src.jsonl", "UTF-8|utf-8"), timeout=90),
+        Probe("pool-repeated-id", pool_file(repeated_id), needle=("sources.0.fields.id",), timeout=90),
+        Probe("pool-unmapped-column", pool_file(jsonl(POOL_ROWS), problem="question"), needle=("question",), timeout=90),
+        Probe("pool-unknown-schema-field", config_file("prompts", base_pool, **{"sources.0.fields.solution": "answer"}),
+              needle=("sources.0.fields",), timeout=90),
+        Probe("pool-run-dir-holds-its-sources", pool_into_sources, needle=("run_dir",), timeout=90),
+        Probe("pool-two-at-once", locked("prompts", base_pool, "prompts"), exit_code=None, needle=("{pid}",), timeout=90),
+        Probe("plan-student-baseline", config_file("plan", base_student), expect="succeed", timeout=120, skip=NO_WORLD),
+        Probe("plan-unknown-gpu", config_file("plan", base_student, "--gpu", "X900"), needle=("X900",), timeout=120),
+        Probe("plan-zero-nodes", config_file("plan", base_student, "--nodes", "0"), needle=("nodes",), timeout=120),
+        Probe("plan-neither-kind", lambda ctx: ["plan", write_yaml(ctx.dir / "config.yaml", {"name": "x"}).name],
+              needle=("student recipe", "generation run"), timeout=120),
+        # A plan may come before its prompts exist (distill prompts writes them later): priced per prompt, it says so.
+        Probe("plan-generation-prompts-not-made-yet", config_file("plan", base_generate, **{"prompts.source": "later.jsonl"}),
+              expect="succeed", post=lambda ctx, result: None if "--prompts" in result.stdout + result.stderr else
+              "does not say how to give the prompt count", timeout=120),
+        curate_probe("curate-judge-without-model", curate__judge={"enabled": True, "base_urls": ["http://127.0.0.1:9/v1"]},
+                     needle=("curate.judge.model",)),
+        curate_probe("curate-judge-without-endpoint", curate__judge={"enabled": True, "model": "judge"},
+                     needle=("curate.judge.base_urls",)),
+        curate_probe("curate-judge-rubric-without-response", needle=("curate.judge.rubric",),
+                     curate__judge={"enabled": True, "model": "judge", "base_urls": ["http://127.0.0.1:9/v1"],
+                                    "rubric": "Grade this."}),
+        curate_probe("curate-judge-threshold-out-of-range", needle=("curate.judge.threshold",),
+                     curate__judge={"enabled": True, "model": "judge", "base_urls": ["http://127.0.0.1:9/v1"],
+                                    "threshold": 11}),
+        Probe("curate-judge-unreadable-answers", judge(), expect="succeed", post=judged_all, timeout=120),
+        Probe("curate-judge-server-down", judge(served=False), exit_code=None, needle=("curate.judge",), timeout=120),
+        curate_probe("curate-pass-rate-band-inverted", curate__selection={"pass_rate": {"min": 0.9, "max": 0.1}},
+                     needle=("curate.selection.pass_rate",)),
+        curate_probe("curate-subset-zero-count", curate__selection={"subset": {"count": 0}},
+                     needle=("curate.selection.subset.count",)),
+        curate_probe("curate-student-filter-path-missing", needle=("curate.selection.student.model", "no-student"),
+                     curate__selection={"student": {"model": "./no-student", "k": 1, "max_tokens": 8}}),
+        Probe("curate-student-filter-hub-model-offline", solved_run(selection={"student": {
+            "model": "probe-org/no-such-model", "k": 1, "max_tokens": 8}}), exit_code=None,
+            needle=("probe-org/no-such-model",), timeout=180),
+    ]
+
+
 def all_probes() -> list[Probe]:
     probes = (config_probes() + prompt_probes() + fault_probes() + curate_probes() + verify_probes() + score_probes()
-              + serve_probes() + train_probes() + report_probes() + eval_probes())
+              + serve_probes() + train_probes() + report_probes() + eval_probes() + recipe_probes())
     probes.append(Probe("demo-make-demo-leaves-checkout-clean", lambda ctx: [], skip="not run: the demo takes ~19 min"))
     ids = [p.id for p in probes]
     assert len(ids) == len(set(ids)), [i for i in ids if ids.count(i) > 1]
