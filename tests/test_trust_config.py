@@ -13,7 +13,7 @@ import yaml
 from conftest import ROOT, free_port, needs_vllm, run_cli
 from distill.config import load_config
 from distill.errors import DistillError, UsageError
-from distill.eval.config import SuiteConfig, runs_code
+from distill.eval.config import SET_BY_EVAL, ModelSpec, ServeOptions, SuiteConfig, runs_code
 from distill.teacher.serve import COMMIT, ServeConfig, command, loopback, server_env
 
 RECIPES = sorted((ROOT / "teacher").glob("*.yaml"))
@@ -179,3 +179,22 @@ def test_the_readme_says_what_a_config_can_run():
         text = readme.read_text()
         assert "What a config can run" in text and "unsafe_code" in text and "!function" in text, readme
     assert yaml.safe_load((ROOT / "eval" / "suites" / "r1.yaml").read_text())["unsafe_code"] is True
+
+
+def test_eval_serves_a_checkpoint_with_every_serve_setting_but_those_it_sets_itself(tmp_path):
+    # model.serve is derived from ServeConfig: a setting added to the server (engine_nice, revision) reaches eval too.
+    assert set(ServeOptions.model_fields) == set(ServeConfig.model_fields) - set(SET_BY_EVAL)
+    spec = ModelSpec(name_or_path=str(ROOT / "toy" / "teacher"), serve={
+        "engine_nice": 7, "env": {"OMP_NUM_THREADS": 2}, "args": {"trust-remote-code": True}})
+    served = spec.serve_config(tmp_path)
+    assert (served.engine_nice, served.env, served.host, served.port) == (7, {"OMP_NUM_THREADS": "2"}, "127.0.0.1", 8020)
+    assert served.model == spec.name_or_path and served.served_model_name == "teacher"
+    assert served.run_dir == str(tmp_path / "serve") and served.api_key_env is None
+
+    # The server's own checks run when the suite loads: one line naming the key, before anything starts.
+    suite = ROOT / "eval" / "suites" / "toy.yaml"
+    error = one_line(run_cli("eval", suite, "model=Org/remote-model", "model.serve.args.trust-remote-code=true",
+                             f"runs_dir={tmp_path}"))
+    assert "model: serve.revision" in error and "40-hex commit hash" in error
+    error = one_line(run_cli("eval", suite, "model.serve.args.api-key=secret", f"runs_dir={tmp_path}"))
+    assert "model.serve.args" in error and "api_key_env" in error

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
 from distill.benchmarks import DEFAULT_TASKS_DIR, Benchmark, check_tasks, task_yaml
 from distill.config import HubIdOrPath, Section
+from distill.teacher.serve import ServeConfig
 from distill.verify.sandbox import SandboxSettings
 
 
@@ -23,14 +24,23 @@ class Protocol(Section):
     seed: int = 0  # sample i of a problem is drawn with seed + i
 
 
-class ServeOptions(Section):
-    """engine: vllm starts `vllm serve` for the checkpoint (distill.teacher.serve) and stops it afterwards."""
+# What eval sets itself when it serves a checkpoint: what to serve, under which name, where its files go, and that it
+# listens on loopback only (so it needs no key).
+SET_BY_EVAL = ("name", "model", "served_model_name", "run_dir", "host", "api_key_env")
 
-    python: str | None = None  # interpreter whose vLLM serves (the CPU build: .venv-vllm/bin/python)
-    port: int = Field(default=8020, ge=1, le=65535)
-    args: dict[str, Any] = Field(default_factory=dict)  # vLLM flags without the leading --
-    env: dict[str, str] = Field(default_factory=dict)
-    startup_timeout_s: float = Field(default=1800, gt=0)
+
+def _serve_options() -> type[Section]:
+    """model.serve: every ServeConfig setting but SET_BY_EVAL, with its checks, taken from ServeConfig so that the two
+    cannot drift apart. The checks that need the model (a pinned revision for remote code) run in ModelSpec."""
+    fields = {name: (field.annotation, field) for name, field in ServeConfig.model_fields.items() if name not in SET_BY_EVAL}
+    fields["port"] = (int, Field(default=8020, ge=1, le=65535))  # the teacher's recipes take 8000
+    checks = {name: field_validator(*d.info.fields, mode=d.info.mode)(d.func.__func__)
+              for name, d in ServeConfig.__pydantic_decorators__.field_validators.items()
+              if set(d.info.fields) <= set(fields) and name != "pinned_when_remote_code"}
+    return create_model("ServeOptions", __base__=Section, __validators__=checks, **fields)
+
+
+ServeOptions = _serve_options()
 
 
 class ModelSpec(Section):
@@ -54,7 +64,18 @@ class ModelSpec(Section):
     def _endpoint(self) -> ModelSpec:
         if self.engine == "openai" and not self.base_url:
             raise ValueError("engine openai needs model.base_url (like http://127.0.0.1:8000/v1)")
+        if self.engine == "vllm":
+            try:
+                self.serve_config(Path("."))  # the server's own checks, at load rather than when it starts
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                raise ValueError(f"serve.{'.'.join(map(str, err['loc']))}: {err['msg'].removeprefix('Value error, ')}") from None
         return self
+
+    def serve_config(self, run_dir: Path) -> ServeConfig:
+        """The config of the vLLM server that engine vllm starts for this checkpoint, on loopback."""
+        return ServeConfig(**self.serve.model_dump(), name=f"eval-{self.name}", model=self.name_or_path,
+                           served_model_name=self.name, run_dir=str(run_dir / "serve"))
 
     @property
     def name(self) -> str:

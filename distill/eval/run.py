@@ -93,11 +93,9 @@ def endpoint(cfg: SuiteConfig, run_dir: Path):
         check_endpoint(model.base_url, api_key)
         yield model.base_url, api_key
     else:
-        from distill.teacher.serve import ServeConfig, start, stop
+        from distill.teacher.serve import start, stop
 
-        serve = ServeConfig(name=f"eval-{model.name}", model=model.name_or_path, served_model_name=model.name, port=model.serve.port,
-                            python=model.serve.python, args=model.serve.args, env=model.serve.env,
-                            startup_timeout_s=model.serve.startup_timeout_s, run_dir=str(run_dir / "serve"))
+        serve = model.serve_config(run_dir)
         start(serve)
         try:
             yield serve.base_url, None
