@@ -1350,6 +1350,24 @@ def recipe_probes() -> list[Probe]:
             return ["curate", "run.yaml"]
         return build
 
+    def mix_over_its_input(ctx: Ctx) -> list[str]:
+        cfg = base_mix(ctx)
+        write_yaml(ctx.dir / "first.yaml", cfg)
+        if run_cli(ctx, ["mix", "first.yaml"], 90).rc != 0:
+            raise RuntimeError("the first mix failed")
+        cfg["data"]["sources"][0]["source"] = cfg["run_dir"]  # reads the first mix, writes where it lies
+        write_yaml(ctx.dir / "config.yaml", cfg)
+        return ["mix", "config.yaml"]
+
+    def pool_over_its_input(ctx: Ctx) -> list[str]:
+        cfg = base_pool(ctx)
+        write_yaml(ctx.dir / "first.yaml", cfg)
+        if run_cli(ctx, ["prompts", "first.yaml"], 90).rc != 0:
+            raise RuntimeError("the first pool failed")
+        cfg["sources"][0]["source"] = str(Path(cfg["run_dir"]) / "prompts.jsonl")
+        write_yaml(ctx.dir / "config.yaml", cfg)
+        return ["prompts", "config.yaml"]
+
     rows = [json.dumps(r) for r in POOL_ROWS]
     bad_line_3 = "\n".join(rows[:2] + ['{"id": "q9", "problem": '] + rows[2:]) + "\n"
     latin_line_2 = (rows[0] + "\n").encode() + b'{"id": "q8", "problem": "caf\xe9", "answer": "1"}\n'
@@ -1376,6 +1394,8 @@ def recipe_probes() -> list[Probe]:
         Probe("mix-one-source-only", config_file("mix", base_mix, **{"data.sources": None, "data.source": "a.jsonl"}),
               needle=("data",), timeout=90),
         Probe("mix-run-dir-holds-its-sources", source_dir_as_out, needle=("run_dir",), timeout=90),
+        Probe("mix-run-dir-is-an-earlier-mix-it-reads", mix_over_its_input, needle=("run_dir", "data.sources.0.source"),
+              timeout=90),
         Probe("mix-two-at-once", locked("mix", base_mix, "mix"), exit_code=None, needle=("{pid}",), timeout=90),
         Probe("train-damaged-mixture-json", damaged_mixture, needle=("mixture.json",), timeout=240, skip=NO_WORLD),
         Probe("pool-baseline", config_file("prompts", base_pool), expect="succeed", post=pooled_rows, timeout=90),
@@ -1388,6 +1408,7 @@ def recipe_probes() -> list[Probe]:
         Probe("pool-unknown-schema-field", config_file("prompts", base_pool, **{"sources.0.fields.solution": "answer"}),
               needle=("sources.0.fields",), timeout=90),
         Probe("pool-run-dir-holds-its-sources", pool_into_sources, needle=("run_dir",), timeout=90),
+        Probe("pool-run-dir-is-the-pool-it-reads", pool_over_its_input, needle=("run_dir", "sources.0.source"), timeout=90),
         Probe("pool-two-at-once", locked("prompts", base_pool, "prompts"), exit_code=None, needle=("{pid}",), timeout=90),
         Probe("plan-student-baseline", config_file("plan", base_student), expect="succeed", timeout=120, skip=NO_WORLD),
         Probe("plan-unknown-gpu", config_file("plan", base_student, "--gpu", "X900"), needle=("X900",), timeout=120),

@@ -122,6 +122,21 @@ def check_replaceable(directory: str | Path, stage: str, key: str) -> None:
                          "must be new, empty, or an earlier output of this stage")
 
 
+def check_apart_from_inputs(directory: str | Path, inputs: list[tuple[str, str]], key: str) -> None:
+    """Refuse an output directory that is one of the local `inputs` ((config key, path) pairs), holds one, or lies
+    inside one: the stage replaces its output whole, which would destroy or change what it reads."""
+    out = Path(directory).expanduser().resolve()
+    for input_key, path in inputs:
+        source = Path(path).expanduser()
+        if not source.exists():
+            continue
+        source = source.resolve()
+        how = "is" if source == out else "holds" if out in source.parents else "lies inside" if source in out.parents else None
+        if how:
+            raise UsageError(f"{key}: {directory} {how} the input {input_key} ({path}); the output directory is replaced "
+                             f"whole, which would destroy or change what the run reads: choose another {key}")
+
+
 class Run:
     """One stage's run directory: `config.yaml` (resolved), `manifest.json`, outputs, `log.txt`.
 

@@ -235,3 +235,20 @@ def test_mix_needs_sources_and_total_samples_needs_room(tmp_path, three):
     with pytest.raises(ValueError, match="total_samples: 10 rows, but the sources' samples add up to 10"):
         DataSection.model_validate(fixed)
     assert sum(mixture(three, total_samples=999).rows_per_source()) == 999
+
+
+def test_a_mix_written_over_what_it_reads_is_refused_and_its_input_untouched(tmp_path, three):
+    sources = [{"name": "math", "source": str(three["math"]), "weight": 0.5},
+               {"name": "code", "source": str(three["code"]), "weight": 0.5}]
+    first = tmp_path / "first.yaml"
+    first.write_text(yaml.safe_dump({"name": "first", "run_dir": str(tmp_path / "mix"), "data": {"sources": sources}}))
+    assert run_cli("mix", first).returncode == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "mix").iterdir()}
+    # A second mix that reads the first and would write it, or into it, or around it.
+    for run_dir, how in ((tmp_path / "mix", "is"), (tmp_path / "mix" / "inner", "lies inside"), (tmp_path, "holds")):
+        second = tmp_path / "second.yaml"
+        second.write_text(yaml.safe_dump({"name": "second", "run_dir": str(run_dir), "data": {"sources": [
+            {"name": "first", "source": str(tmp_path / "mix"), "weight": 0.5}, sources[1]]}}))
+        error = one_line_error(run_cli("mix", second))
+        assert f"run_dir: {run_dir} {how} the input data.sources.0.source" in error, error
+    assert {p.name: p.read_bytes() for p in (tmp_path / "mix").iterdir()} == before

@@ -171,6 +171,18 @@ def test_output_feeds_generate(tmp_path):
                                                                         cfg.prompts.alt_template_field)[0]["content"]
 
 
+def test_a_pool_written_over_what_it_reads_is_refused_and_its_input_untouched(tmp_path, capsys):
+    first = pool_yaml(tmp_path, [{"name": "aime", "source": str(AIME), "fields": {"problem": "problem"}}])
+    assert main(["prompts", str(first)]) == 0
+    before = (tmp_path / "run" / "prompts.jsonl").read_bytes()
+    again = pool_yaml(tmp_path, [{"name": "earlier", "source": str(tmp_path / "run" / "prompts.jsonl")}])
+    capsys.readouterr()
+    assert main(["prompts", str(again)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and f"run_dir: {tmp_path / 'run'} holds the input sources.0.source" in error[0], error
+    assert (tmp_path / "run" / "prompts.jsonl").read_bytes() == before
+
+
 @pytest.mark.parametrize("case, expected", [
     ("missing", "sources.1.source: path does not exist"),
     ("empty", "sources.1.source: "),

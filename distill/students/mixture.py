@@ -37,7 +37,7 @@ from distill.config import Section, load_config
 from distill.errors import UsageError
 from distill.io import replace_dir, staging_dir_for
 from distill.progress import fmt_count, fmt_duration, say
-from distill.runs import Run, Summary, check_replaceable, is_main_process
+from distill.runs import Run, Summary, check_apart_from_inputs, check_replaceable, is_main_process
 from distill.students.config import DataSection, SourceSection
 from distill.students.data import load_messages
 from distill.students.summary import SourceUsage
@@ -265,6 +265,8 @@ def write_mixture(cfg: MixConfig) -> Path:
     started = time.time()
     out = Path(cfg.run_dir)
     with locks.holding(out, "mix"):
+        check_apart_from_inputs(out, [(f"data.sources.{i}.source", s.source) for i, s in enumerate(cfg.data.sources)],
+                                "run_dir")
         check_replaceable(out, "mix", "run_dir")
         rows = draw_mixture(cfg.data)
         say(f"[mix {cfg.name}] {rows.describe()}")

@@ -23,7 +23,7 @@ from distill.config import HubIdOrPath, Section, load_config
 from distill.errors import UsageError
 from distill.io import atomic_write_text, replace_dir, staging_dir_for
 from distill.progress import say
-from distill.runs import Run, Summary, check_replaceable
+from distill.runs import Run, Summary, check_apart_from_inputs, check_replaceable
 from distill.teacher import prompts
 from distill.teacher.config import PromptsSection
 from distill.teacher.pool_dedup import ProblemDeduper, boilerplate_shingles
@@ -179,6 +179,7 @@ def build_pool(cfg: PoolConfig) -> Path:
             raise UsageError(f"sources.{i}.fields.id: {src.source} repeats the id {repeated[0].removeprefix(src.name + '-')!r}; "
                              "map a column that names each problem once, or none (ids are then the problem's hash)")
     with locks.holding(final, "prompts"):
+        check_apart_from_inputs(final, [(f"sources.{i}.source", src.source) for i, src in enumerate(cfg.sources)], "run_dir")
         check_replaceable(final, "prompts", "run_dir")
         staging = staging_dir_for(final)
         run = Run(staging, "prompts", cfg, lock_dir=final).start()
