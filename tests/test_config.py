@@ -96,7 +96,7 @@ def test_beta_defaults_by_method(tmp_path, toy_world):
     assert load_config(path, StudentConfig, ["method=on-policy", "teacher.model=toy/teacher"]).distillation.beta == 1.0
 
 
-@pytest.mark.parametrize("stage", ["generate", "curate", "train", "eval", "report", "serve", "demo"])
+@pytest.mark.parametrize("stage", ["generate", "curate", "train", "eval", "report", "serve", "demo", "mix", "prompts", "plan"])
 def test_a_config_that_is_not_utf8_is_one_line_naming_file_and_line_for_every_stage(tmp_path, stage):
     path = tmp_path / "latin1.yaml"
     path.write_bytes("name: x\n# caf\u00e9\n".encode("latin-1"))
