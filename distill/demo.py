@@ -130,14 +130,14 @@ def curate_selection(cfg: DemoConfig, generation: list[str], select_dir: Path, t
     """The selection experiment's four curations of one k-samples run, by student name: every correct trace; the
     prompts whose teacher pass rate is at most `selection_band_max`; as many traces drawn at random; and a hardest-first
     subset of half as many prompts from the band."""
-    import json
+    from distill.curate.summary import CurationSummary
 
     started = time.time()
     outputs = dict(zip(SELECTION_STUDENTS, ("select-all", "select-band", "select-random", "select-band-half")))
     band = [f"curate.selection.pass_rate.max={cfg.selection_band_max}"]
     run_stage("curate all correct traces (selection)", "curate", *generation, "curate.output=select-all")
     run_stage("curate by teacher pass rate (selection)", "curate", *generation, "curate.output=select-band", *band)
-    kept = json.loads((select_dir / "select-band" / "curation.json").read_text(encoding="utf-8"))["accepted"]
+    kept = CurationSummary.read(select_dir / "select-band").accepted
     if kept < 2:
         raise DistillError(f"selection: the pass-rate band kept {kept} trace(s) of {select_dir}; raise selection_prompts "
                            "or selection_samples")
@@ -222,7 +222,6 @@ def demo(cfg: DemoConfig) -> Path:
     total = time.time() - started
     say("[demo] stage times: " + ", ".join(f"{k} {fmt_duration(v)}" for k, v in timings.items()))
     ok = check_outcome(cfg, cfg.report, report_args)
-    say_selection(cfg.report, report_args)
     report_dir = out / "report" / "toy"
     readme = readme_to_update(cfg)
     if readme is not None:
@@ -256,26 +255,19 @@ def update_readme(readme: Path, table: str) -> None:
     say(f"[demo] {readme}: the demo's table updated")
 
 
-def say_selection(report: str, report_args: list[str]) -> None:
-    """What selection by teacher pass rate did on the toy (a measurement, not a check: it may well not help)."""
+def check_outcome(cfg: DemoConfig, report: str, report_args: list[str]) -> bool:
+    """What distillation must show on the toy: the filtered student near the teacher, and ahead of the unfiltered one;
+    the student continued on-policy ahead of the one continued by as many SFT steps. Then what selection by teacher
+    pass rate did, where the report has it: a measurement, not a check (it may well not help on the toy)."""
     from distill.config import load_config
     from distill.report.config import ReportConfig
     from distill.report.loading import load_inputs
     from distill.report.selection import selection_rows, verdict
+    from distill.report.stats import headline
 
-    cfg = load_config(report, ReportConfig, report_args)
-    if cfg.selection is not None:
-        say(f"[demo] selection: {verdict(selection_rows(load_inputs(cfg), cfg), cfg)}")
-
-
-def check_outcome(cfg: DemoConfig, report: str, report_args: list[str]) -> bool:
-    """What distillation must show on the toy: the filtered student near the teacher, and ahead of the unfiltered one;
-    the student continued on-policy ahead of the one continued by as many SFT steps."""
-    from distill.config import load_config
-    from distill.report import headline_numbers
-    from distill.report.config import ReportConfig
-
-    numbers = headline_numbers(load_config(report, ReportConfig, report_args))
+    report_cfg = load_config(report, ReportConfig, report_args)
+    inputs = load_inputs(report_cfg)
+    numbers = headline(inputs, report_cfg).to_dict()
     toy = numbers["benchmarks"].get("toy", {})
     if not {"toy-teacher", "toy-student-curated", "toy-student-unfiltered"} <= toy.keys():
         raise UsageError(f"{report}: the demo's checks need benchmark 'toy' for toy-teacher, toy-student-curated and "
@@ -296,4 +288,6 @@ def check_outcome(cfg: DemoConfig, report: str, report_args: list[str]) -> bool:
         say(f"[demo] {better.removeprefix('toy-student-')} - {worse.removeprefix('toy-student-')}: {found['diff']:+.1f} points "
             f"(paired 95% CI {lo:+.1f} to {hi:+.1f}): {'ok, excludes zero' if passed else 'FAILED, does not exclude zero'}")
         ok = ok and passed
+    if report_cfg.selection is not None:
+        say(f"[demo] selection: {verdict(selection_rows(inputs, report_cfg), inputs, report_cfg)}")
     return ok

@@ -51,9 +51,7 @@ def summary_blocks(inputs: Inputs, numbers: Headline, cfg: ReportConfig | None =
         rows = selection.selection_rows(inputs, cfg)
         blocks += [Paragraph("Selection by teacher pass rate (same steps; paired differences):"),
                    selection.selection_table(rows, cfg)]
-        bench = cfg.selection.benchmark or inputs.benchmarks[0]
-        teacher = inputs.teacher.benchmarks.get(bench)
-        verdict = selection.verdict(rows, cfg, teacher.pass_at_1 if teacher else None)
+        verdict = selection.verdict(rows, inputs, cfg)
         blocks += [Paragraph(verdict)] if verdict else []
     return blocks
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from distill.report.config import ReportConfig
 from distill.report.document import Block, Heading, Image, Paragraph, Table
 from distill.report.loading import Inputs, ModelRun
@@ -55,8 +54,10 @@ def matches(d: PairedDifference | None) -> bool:
     return d is not None and d.ci95[1] >= 0
 
 
-def verdict(rows: list[SelectionRow], cfg: ReportConfig, teacher_pass_at_1: float | None = None) -> str:
+def verdict(rows: list[SelectionRow], inputs: Inputs, cfg: ReportConfig) -> str:
     s = cfg.selection
+    teacher = inputs.teacher.benchmarks.get(s.benchmark or inputs.benchmarks[0])
+    teacher_pass_at_1 = teacher.pass_at_1 if teacher else None
     lines = []
     by_name = {r.student: r for r in rows}
     reference = by_name.get(s.reference)
@@ -118,8 +119,7 @@ def selection_blocks(inputs: Inputs, cfg: ReportConfig, run_dir: Path) -> list[B
         f"against {cfg.selection.reference} (all traces) and {cfg.selection.random or 'random traces'} (as many traces, "
         f"drawn at random), paired bootstrap over the problems both answered ({cfg.bootstrap.resamples:,} resamples)."),
         selection_table(rows, cfg)]
-    teacher = inputs.teacher.benchmarks.get(bench)
-    text = verdict(rows, cfg, teacher.pass_at_1 if teacher else None)
+    text = verdict(rows, inputs, cfg)
     if text:
         blocks.append(Paragraph(text))
     plot = selection_plot(rows, bench, run_dir)
