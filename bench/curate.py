@@ -114,13 +114,13 @@ class TreeWatch:
 def run_one(n: int) -> dict:
     from distill.cli import quiet_libraries
     from distill.curate.run import curate
-    from distill.teacher.config import GenerateConfig
+    from distill.curate.config import CurateConfig
 
     quiet_libraries()
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         synthetic_traces(n, run / "traces")
-        cfg = GenerateConfig.model_validate({"name": "bench", "run_dir": str(run),
+        cfg = CurateConfig.model_validate({"name": "bench", "run_dir": str(run),
                                              "prompts": {"source": str(ROOT / "configs" / "toy-world.yaml")}})
         with TreeWatch() as watch:
             start, cpu_start = time.perf_counter(), sum(os.times()[:2])

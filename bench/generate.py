@@ -27,10 +27,10 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from distill.cli import quiet_libraries  # noqa: E402
 from distill.config import load_config  # noqa: E402
-from distill.teacher.config import GenerateConfig  # noqa: E402
+from distill.curate.config import CurateConfig  # noqa: E402
 from distill.teacher.generate import generate  # noqa: E402
 from distill.teacher.prompts import load_prompts  # noqa: E402
-from distill.teacher.serve import ServeConfig, start, stop  # noqa: E402
+from distill.engines.serve import ServeConfig, start, stop  # noqa: E402
 from distill.toy.world import ToyWorldConfig, build_world  # noqa: E402
 
 
@@ -75,7 +75,7 @@ def main() -> None:
             start(serve_cfg)
             base_url = serve_cfg.base_url
         try:
-            cfg = load_config(ROOT / "teacher" / "runs" / "toy.yaml", GenerateConfig, [
+            cfg = load_config(ROOT / "teacher" / "runs" / "toy.yaml", CurateConfig, [
                 f"prompts.source={world / 'prompts' / 'train.jsonl'}", f"prompts.limit={args.prompts}",
                 f"engine.base_urls=[{base_url}]", f"engine.model={args.model}",
                 f"engine.max_concurrency={args.concurrency}", f"engine.per_endpoint_concurrency={args.concurrency}",

@@ -23,10 +23,10 @@ def cmd_train(args) -> None:
 
 def cmd_generate(args) -> None:
     from distill.config import load_config
-    from distill.teacher.config import GenerateConfig
+    from distill.curate.config import CurateConfig
     from distill.teacher.generate import generate
 
-    generate(load_config(args.config, GenerateConfig, args.overrides))
+    generate(load_config(args.config, CurateConfig, args.overrides))  # the whole run file: its curate section too
 
 
 def cmd_eval(args) -> None:
@@ -48,7 +48,7 @@ def cmd_demo(args) -> None:
 
 def cmd_serve(args) -> None:
     from distill.config import load_config
-    from distill.teacher.serve import ServeConfig, start, stop
+    from distill.engines.serve import ServeConfig, start, stop
 
     cfg = load_config(args.config, ServeConfig, args.overrides)
     if args.stop:
@@ -110,10 +110,10 @@ def cmd_score(args) -> None:
 
 def cmd_curate(args) -> None:
     from distill.config import load_config
+    from distill.curate.config import CurateConfig
     from distill.curate.run import curate
-    from distill.teacher.config import GenerateConfig
 
-    curate(load_config(args.config, GenerateConfig, args.overrides))
+    curate(load_config(args.config, CurateConfig, args.overrides))
 
 
 def cmd_mix(args) -> None:

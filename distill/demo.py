@@ -92,7 +92,7 @@ def served_teacher(cfg: DemoConfig, engine: str):
     run_stage("serve the teacher (vLLM CPU build)", "serve", *serve_args)
     try:
         from distill.config import load_config
-        from distill.teacher.serve import ServeConfig
+        from distill.engines.serve import ServeConfig
 
         serve = load_config(cfg.serve, ServeConfig, serve_args[1:])
         # A server that dies mid-run should end the demo in minutes, not after the default 10-minute grace.

@@ -66,7 +66,7 @@ def test_cli_missing_config_and_bad_override_exit_2(tmp_path):
 
 def test_serve_env_numbers_from_yaml_or_overrides_become_strings():
     """YAML and overrides type `2` as a number; a process environment holds strings only."""
-    from distill.teacher.serve import ServeConfig
+    from distill.engines.serve import ServeConfig
 
     cfg = load_config(ROOT / "teacher" / "toy-cpu.yaml", ServeConfig, ["env.OMP_NUM_THREADS=1", "env.VLLM_FLAG=true"])
     assert cfg.env["OMP_NUM_THREADS"] == "1" and cfg.env["VLLM_FLAG"] == "1"
@@ -126,12 +126,12 @@ def test_a_setting_whose_package_is_missing_is_one_line_before_training(tmp_path
 
 @pytest.mark.parametrize("override", ["curate.sandbox.timeout_s=0", "curate.sandbox.memory_mb=-1", "curate.workers=0"])
 def test_sandbox_limits_and_workers_below_one_are_refused(tmp_path, override):
-    from distill.teacher.config import GenerateConfig
+    from distill.curate.config import CurateConfig
 
     prompts = tmp_path / "prompts.jsonl"  # the recipe's own prompts exist only after the demo built its world
     prompts.write_text('{"prompt": "1+1?", "answer": "2"}\n')
     with pytest.raises(UsageError, match=rf"{override.split('=')[0]}: Input should be greater than"):
-        load_config(ROOT / "teacher" / "runs" / "toy.yaml", GenerateConfig, [override, f"prompts.source={prompts}"])
+        load_config(ROOT / "teacher" / "runs" / "toy.yaml", CurateConfig, [override, f"prompts.source={prompts}"])
 
 
 def test_a_directory_given_as_config_or_output_is_named_as_such(tmp_path):
@@ -148,7 +148,7 @@ def test_a_directory_given_as_config_or_output_is_named_as_such(tmp_path):
 
 
 def test_ports_outside_the_tcp_range_are_refused():
-    from distill.teacher.serve import ServeConfig
+    from distill.engines.serve import ServeConfig
 
     with pytest.raises(UsageError, match="port: Input should be greater than or equal to 1"):
         load_config(ROOT / "teacher" / "toy-cpu.yaml", ServeConfig, ["port=-1"])

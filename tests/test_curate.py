@@ -10,7 +10,7 @@ from conftest import SHARED_DATA, run_cli
 from distill.config import load_config
 from distill.curate.run import curate
 from distill.students.data import load_messages
-from distill.teacher.config import GenerateConfig
+from distill.curate.config import CurateConfig
 from distill.teacher.summary import GenerateSummary
 from distill.traces import Trace, write_traces
 
@@ -56,7 +56,7 @@ def test_curation_keeps_correct_wellformed_traces_and_says_why_for_the_rest(tmp_
     ]
     path, run = write_run(tmp_path, traces, decontamination={
         "benchmarks": [{"name": "aime24", "source": str(SHARED_DATA / "math" / "aime24.jsonl")}]})
-    out = curate(load_config(path, GenerateConfig))
+    out = curate(load_config(path, CurateConfig))
     summary = json.loads((out / "curation.json").read_text())
     rejected = {(r["prompt_id"], r["sample_index"]): r["reason"] for r in pq.read_table(out / "rejected-00000.parquet").to_pylist()}
     assert rejected[("p1", 1)] == "duplicate response"
@@ -81,14 +81,14 @@ def test_curation_keeps_correct_wellformed_traces_and_says_why_for_the_rest(tmp_
 def test_selection_policies_and_idempotence(tmp_path):
     traces = [trace("p1", i, GOOD.format(work="w" * (10 - i), answer=42), tokens=100 - i) for i in range(4)]
     path, run = write_run(tmp_path, traces, selection={"max_per_prompt": 1, "policy": "shortest"})
-    cfg = load_config(path, GenerateConfig)
+    cfg = load_config(path, CurateConfig)
     out = curate(cfg)
     kept = pq.read_table(out / "train-00000.parquet").to_pylist()
     assert [r["sample_index"] for r in kept] == [3]  # fewest tokens
     first = (out / "train-00000.parquet").read_bytes()
     curate(cfg)  # same traces, same config: same output (verdicts come from the cache)
     assert (out / "train-00000.parquet").read_bytes() == first
-    random_cfg = load_config(path, GenerateConfig, ["curate.selection.policy=random"])
+    random_cfg = load_config(path, CurateConfig, ["curate.selection.policy=random"])
     picks = {pq.read_table(curate(random_cfg) / "train-00000.parquet").to_pylist()[0]["sample_index"] for _ in range(2)}
     assert len(picks) == 1  # seeded
 
@@ -100,7 +100,7 @@ def test_code_traces_are_run_in_the_sandbox(tmp_path):
     wrong = "<think>\nguess\n</think>\n\n```python\nprint(1)\n```"
     traces = [trace("c1", 0, right, answer=None, tests=lcb["tests"]), trace("c1", 1, wrong, answer=None, tests=lcb["tests"])]
     path, run = write_run(tmp_path, traces)
-    out = curate(load_config(path, GenerateConfig))
+    out = curate(load_config(path, CurateConfig))
     assert [r["sample_index"] for r in pq.read_table(out / "train-00000.parquet").to_pylist()] == [0]
     reason = pq.read_table(out / "rejected-00000.parquet").to_pylist()[0]["reason"]
     assert reason.startswith("code failed: test 0: wrong output")
@@ -120,7 +120,7 @@ def test_near_duplicate_responses_are_rejected_when_enabled(tmp_path):
               trace("p1", 1, GOOD.format(work=work + " Done.", answer=42)),
               trace("p1", 2, GOOD.format(work="A different, short derivation: 6 * 7 = 42.", answer=42))]
     path, run = write_run(tmp_path, traces, near_dedup={"enabled": True, "threshold": 0.8}, repetition={"enabled": False})
-    out = curate(load_config(path, GenerateConfig))
+    out = curate(load_config(path, CurateConfig))
     kept = sorted(r["sample_index"] for r in pq.read_table(out / "train-00000.parquet").to_pylist())
     assert kept == [0, 2]
     assert pq.read_table(out / "rejected-00000.parquet").to_pylist()[0]["reason"] == "near-duplicate of sample 0"
@@ -135,7 +135,7 @@ def test_retried_traces_streamed_into_several_shards_in_trace_order(tmp_path, mo
     lost = trace("p9", 0, None, status="failed", error="HTTP 500")
     path, run = write_run(tmp_path, [good[0], failed, lost] + good[2:])
     write_traces(run / "traces", [good[1]])  # p0/1 retried later, in a later shard
-    out = curate(load_config(path, GenerateConfig))
+    out = curate(load_config(path, CurateConfig))
     tables = [pq.read_table(p) for p in sorted(out.glob("train-*.parquet"))]
     assert [t.num_rows for t in tables] == [3, 3, 3]
     assert len({t.schema for t in tables}) == 1
@@ -167,7 +167,7 @@ def test_repeated_curation_takes_math_verdicts_from_the_cache(tmp_path, monkeypa
     traces = [trace("p1", 0, GOOD.format(work="a", answer="3\\sqrt{2}"), answer="2\\sqrt{3}"),
               trace("p1", 1, GOOD.format(work="b", answer="2\\sqrt{3}"), answer="2\\sqrt{3}")]
     path, run = write_run(tmp_path, traces)
-    cfg = load_config(path, GenerateConfig)
+    cfg = load_config(path, CurateConfig)
     first = pq.read_table(curate(cfg) / "rejected-00000.parquet").to_pylist()
 
     def no_scoring(items):
@@ -198,7 +198,7 @@ def test_decontamination_against_every_benchmark_of_the_eval_suites(tmp_path):
                                  "Incorrect Answer 1": "photon", "Incorrect Answer 2": "W boson", "Incorrect Answer 3": "graviton"}]))
     path, _ = write_run(tmp_path, traces, decontamination={"suites": ["eval/suites/r1.yaml"],
                                                             "local_files": {**local, "gpqa_diamond": str(gpqa)}})
-    out = curate(load_config(path, GenerateConfig))
+    out = curate(load_config(path, CurateConfig))
     rejected = {r["prompt_id"]: r["reason"] for r in pq.read_table(out / "rejected-00000.parquet").to_pylist()}
     assert rejected == {"m": "contaminated: overlaps math500#7", "c": "contaminated: overlaps livecodebench#3",
                         "a": "contaminated: overlaps aime24#5"}
@@ -213,14 +213,14 @@ def test_a_prompt_without_a_reference_is_rejected_unless_unverified_traces_are_a
                   trace("p2", 0, good, answer="42")]
     (tmp_path / "strict").mkdir()
     path, run = write_run(tmp_path / "strict", traces, verifier=verifier)
-    out = curate(load_config(path, GenerateConfig))
+    out = curate(load_config(path, CurateConfig))
     rejected = {r["prompt_id"]: r["reason"] for r in pq.read_table(out / "rejected-00000.parquet").to_pylist()}
     assert set(rejected.values()) == {"no reference"}
     assert set(rejected) == ({"p1", "p2"} if verifier == "code" else {"p2", "p3"})
 
     (tmp_path / "lenient").mkdir()
     path, run = write_run(tmp_path / "lenient", traces, verifier=verifier, accept_unverified=True)
-    out = curate(load_config(path, GenerateConfig))
+    out = curate(load_config(path, CurateConfig))
     summary = json.loads((out / "curation.json").read_text())
     assert summary["accepted"] == (2 if verifier == "code" else 3)
     assert summary["accepted_unverified"] == 2
@@ -278,7 +278,7 @@ def test_shards_of_the_earlier_schema_load_and_curate_as_before(tmp_path):
     old, new = read_table(old_run / "traces"), read_table(new_run / "traces")
     assert old.schema == new.schema and old.to_pylist() == new.to_pylist()
     assert prompt_digests(old_run / "traces") == prompt_digests(new_run / "traces")  # a resume sees the same prompts
-    outputs = [curate(load_config(path, GenerateConfig)) for path in (old_path, new_path)]
+    outputs = [curate(load_config(path, CurateConfig)) for path in (old_path, new_path)]
     for name in ("train-00000.parquet", "rejected-00000.parquet"):
         old_rows, new_rows = (pq.read_table(out / name).to_pylist() for out in outputs)
         assert old_rows == new_rows

@@ -14,7 +14,7 @@ from distill.config import load_config
 from distill.curate.model_judge import parse_judgement
 from distill.curate.run import NO_REASONING, curate
 from distill.errors import UsageError
-from distill.teacher.config import GenerateConfig
+from distill.curate.config import CurateConfig
 from distill.traces import Trace, write_traces
 from fake_openai import FakeOpenAIServer
 
@@ -88,7 +88,7 @@ POEMS = [
 def test_judge_scores_keep_or_reject_by_threshold_and_are_stored_with_the_traces(tmp_path):
     with FakeJudgeServer() as server:
         path, run = write_run(tmp_path, POEMS, judge=fake_judge(server))
-        out = curate(load_config(path, GenerateConfig))
+        out = curate(load_config(path, CurateConfig))
         # One request per distinct response still in the running: not the duplicate, not the truncated sample.
         assert len(server.requests) == 3
         asked = [r["messages"][0]["content"] for r in server.requests]
@@ -120,18 +120,18 @@ def test_judge_scores_keep_or_reject_by_threshold_and_are_stored_with_the_traces
 def test_a_repeated_curation_reuses_the_judgements_even_with_another_threshold(tmp_path):
     with FakeJudgeServer() as server:
         path, run = write_run(tmp_path, POEMS, judge=fake_judge(server))
-        first = curate(load_config(path, GenerateConfig))
+        first = curate(load_config(path, CurateConfig))
         before = (first / "train-00000.parquet").read_bytes()
         asked = len(server.requests)
-        again = curate(load_config(path, GenerateConfig))
+        again = curate(load_config(path, CurateConfig))
         assert len(server.requests) == asked  # nothing asked twice
         assert (again / "train-00000.parquet").read_bytes() == before
-        stricter = curate(load_config(path, GenerateConfig, ["curate.judge.threshold=9"]))
+        stricter = curate(load_config(path, CurateConfig, ["curate.judge.threshold=9"]))
         assert len(server.requests) == asked
         assert rows(stricter, "train") == {}
         assert rows(stricter, "rejected")[("p1", 0)]["reason"] == "judge: score 8 < 9"
         # Another rubric is another judgement: asked again.
-        curate(load_config(path, GenerateConfig, ["curate.judge.rubric=Grade this: {response}. End with Score: N"]))
+        curate(load_config(path, CurateConfig, ["curate.judge.rubric=Grade this: {response}. End with Score: N"]))
         assert len(server.requests) == 2 * asked
 
 
@@ -139,11 +139,11 @@ def test_a_failed_judge_request_rejects_its_trace_with_the_reason_and_is_asked_a
     with FakeJudgeServer(faults=["500"]) as server:
         judge = fake_judge(server, engine={"max_concurrency": 1, "max_retries": 0})  # in order: p1/0 gets the 500
         path, run = write_run(tmp_path, POEMS[:2], judge=judge)
-        out = curate(load_config(path, GenerateConfig))
+        out = curate(load_config(path, CurateConfig))
         reason = rows(out, "rejected")[("p1", 0)]["reason"]
         assert reason.startswith("judge: request failed: EngineError: gave up after 1 tries") and "HTTP 500" in reason
         assert rows(out, "rejected")[("p1", 1)]["reason"] == "judge: score 3 < 6"
-        out = curate(load_config(path, GenerateConfig))
+        out = curate(load_config(path, CurateConfig))
         assert len(server.requests) == 3  # the failed one asked again, the other from the cache
         assert rows(out, "train")[("p1", 0)]["judge_score"] == 8
 
@@ -198,7 +198,7 @@ def test_bad_judge_settings_are_one_line_naming_the_key(tmp_path):
              "curate.judge.engine.timeout_s=0": "curate.judge: engine.timeout_s: Input should be greater than 0"}
     for override, message in cases.items():
         with pytest.raises(UsageError, match=f"^{path}: " + message.replace("{", r"\{").replace("}", r"\}")):
-            load_config(path, GenerateConfig, ["curate.judge.model=m", override])
+            load_config(path, CurateConfig, ["curate.judge.model=m", override])
 
 
 def test_the_real_toy_teacher_as_an_in_process_judge_gives_every_trace_a_clear_verdict(tmp_path):
@@ -206,7 +206,7 @@ def test_the_real_toy_teacher_as_an_in_process_judge_gives_every_trace_a_clear_v
     the path is (each trace judged once, each verdict a score or a stated reason)."""
     path, run = write_run(tmp_path, POEMS[:2], judge={"enabled": True, "kind": "hf", "model": str(TEACHER),
                                                        "max_tokens": 24})
-    out = curate(load_config(path, GenerateConfig))
+    out = curate(load_config(path, CurateConfig))
     judged = {**rows(out, "train"), **rows(out, "rejected")}
     assert set(judged) == {("p1", 0), ("p1", 1)}
     for row in judged.values():
@@ -229,7 +229,7 @@ def test_a_non_reasoning_row_trains_as_the_r1_distill_template_says(tmp_path, to
     answer = "Bonjour le monde."
     traces = [trace(f"t{i}", 0, answer, problem=f"Translate into French ({i}): Hello world.") for i in range(8)]
     path, run = write_run(tmp_path, traces, reasoning=False, answer_only=False)
-    out = curate(load_config(path, GenerateConfig))
+    out = curate(load_config(path, CurateConfig))
     message = rows(out, "train")[("t0", 0)]["messages"][-1]
     assert message == {"role": "assistant", "content": "<think>\n\n</think>\n\nBonjour le monde."}
 
@@ -270,7 +270,7 @@ def test_the_real_toy_teacher_served_by_vllm_as_the_judge(tmp_path):
         judge = {"enabled": True, "model": "toy/teacher", "base_urls": [f"http://127.0.0.1:{port}/v1"], "max_tokens": 24,
                  "engine": {"timeout_s": 120}}
         path, run = write_run(tmp_path, POEMS, judge=judge)
-        out = curate(load_config(path, GenerateConfig))
+        out = curate(load_config(path, CurateConfig))
         judged = [r for r in {**rows(out, "train"), **rows(out, "rejected")}.values() if r["judge_model"]]
         assert len(judged) == 5  # three responses read, two repeats carrying their judgements
         for row in judged:

@@ -16,7 +16,8 @@ from distill.config import load_config
 from distill.engines import EngineError, SamplingParams
 from distill.engines.openai import OpenAIEngine
 from distill.errors import DistillError, UsageError
-from distill.teacher.config import EngineSection, GenerateConfig
+from distill.engines.config import EngineSection
+from distill.curate.config import CurateConfig
 from distill.teacher.generate import generate
 from distill.teacher.prompts import load_prompts
 from distill.traces import latest_rows, read_table
@@ -69,7 +70,7 @@ def test_prompt_sources_and_field_mapping(tmp_path):
 
 
 def test_hf_engine_generates_all_samples_and_rerun_is_idempotent(tmp_path, toy_world):
-    cfg = load_config(run_yaml(tmp_path, toy_world), GenerateConfig)
+    cfg = load_config(run_yaml(tmp_path, toy_world), CurateConfig)
     traces = generate(cfg)
     rows = latest_rows(traces)
     assert len(rows) == 12 and {r["status"] for r in rows} == {"ok"}
@@ -83,7 +84,7 @@ def test_hf_engine_generates_all_samples_and_rerun_is_idempotent(tmp_path, toy_w
     generate(cfg)  # everything done: nothing requested, nothing written
     assert len(list((tmp_path / "run" / "traces").glob("shard-*.parquet"))) == shards
     with pytest.raises(UsageError, match="different sampling.temperature"):
-        generate(load_config(run_yaml(tmp_path, toy_world), GenerateConfig, ["sampling.temperature=1.0"]))
+        generate(load_config(run_yaml(tmp_path, toy_world), CurateConfig, ["sampling.temperature=1.0"]))
 
 
 @pytest.mark.slow
@@ -146,7 +147,7 @@ def test_openai_engine_gives_up_with_the_reason():
 def test_failed_and_missing_samples_are_recorded_not_dropped(tmp_path, toy_world):
     with FakeOpenAIServer(["short"] + ["500"] * 3) as server:
         path = run_yaml(tmp_path, toy_world, prompts__limit=2, sampling={"n": 3, "max_tokens": 50})
-        cfg = load_config(path, GenerateConfig, ["engine.kind=openai", "engine.model=fake", "engine.max_concurrency=1",
+        cfg = load_config(path, CurateConfig, ["engine.kind=openai", "engine.model=fake", "engine.max_concurrency=1",
                                                  f"engine.base_urls=[{server.base_url}]", "engine.max_retries=2",
                                                  "engine.backoff_base_s=0.01", "engine.vllm_extensions=false"])
         with pytest.raises(DistillError, match="4 of 6 samples still failed after retries.*rerun the same command"):
@@ -159,7 +160,7 @@ def test_failed_and_missing_samples_are_recorded_not_dropped(tmp_path, toy_world
     assert all(r["status"] == "failed" and "HTTP 500" in r["error"] for r in second)
     # Resumed with a healthy server: only the failed pairs are asked again, and they supersede the failures.
     with FakeOpenAIServer() as server:
-        generate(load_config(path, GenerateConfig, ["engine.kind=openai", "engine.model=fake",
+        generate(load_config(path, CurateConfig, ["engine.kind=openai", "engine.model=fake",
                                                     f"engine.base_urls=[{server.base_url}]", "engine.vllm_extensions=false"]))
         assert sorted(r["n"] for r in server.requests) == [1, 3]
     rows = latest_rows(tmp_path / "run" / "traces")
@@ -176,7 +177,7 @@ def test_dead_endpoint_is_taken_out_and_work_moves_to_the_other():
 
 
 def test_code_prompts_use_their_own_templates_and_parse_tests():
-    cfg = load_config(ROOT / "teacher" / "runs" / "code.yaml", GenerateConfig,
+    cfg = load_config(ROOT / "teacher" / "runs" / "code.yaml", CurateConfig,
                       [f"prompts.source={SHARED_DATA / 'code' / 'livecodebench_2408_2501_public_tests.json'}"])
     prompts = load_prompts(cfg.prompts)
     assert len(prompts) == 279

@@ -8,7 +8,8 @@ import pytest
 
 from distill.engines import SamplingParams
 from distill.engines.openai import OpenAIEngine
-from distill.teacher.config import EngineSection, GenerateConfig
+from distill.engines.config import EngineSection
+from distill.curate.config import CurateConfig
 from distill.teacher.generate import generate
 from distill.shards import ShardWriter
 from distill.traces import SCHEMA, Trace, latest_rows, read_table, storable_row
@@ -16,7 +17,7 @@ from distill.verify.reasoning import split_reasoning
 from fake_openai import FakeOpenAIServer
 
 
-def config(tmp_path, server, prompts: int, n: int = 1, **over) -> GenerateConfig:
+def config(tmp_path, server, prompts: int, n: int = 1, **over) -> CurateConfig:
     source = tmp_path / "prompts.jsonl"
     source.write_text("".join(json.dumps({"id": f"p{i:02d}", "problem": f"Compute {i} + 1.", "answer": str(i + 1)}) + "\n"
                               for i in range(prompts)))
@@ -24,7 +25,7 @@ def config(tmp_path, server, prompts: int, n: int = 1, **over) -> GenerateConfig
               "backoff_base_s": 0.01, "backoff_max_s": 0.02, "vllm_extensions": False}
     raw = {"name": "odd", "run_dir": str(tmp_path / "run"), "prompts": {"source": str(source)},
            "engine": {**engine, **over.pop("engine", {})}, "sampling": {"n": n, "max_tokens": 50}, **over}
-    return GenerateConfig.model_validate(raw)
+    return CurateConfig.model_validate(raw)
 
 
 def choice(content, index=0, **extra):

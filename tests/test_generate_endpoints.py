@@ -6,7 +6,7 @@ import asyncio
 
 from distill.engines import SamplingParams
 from distill.engines.openai import OUTAGE_DECAY_SUCCESSES, OpenAIEngine
-from distill.teacher.config import EngineSection
+from distill.engines.config import EngineSection
 from fake_openai import FakeOpenAIServer
 
 MESSAGES = [{"role": "user", "content": "Compute 1 + 1."}]

@@ -9,7 +9,7 @@ import yaml
 from distill.cli import main
 from distill.config import load_config
 from distill.errors import DistillError, UsageError
-from distill.teacher.config import GenerateConfig
+from distill.curate.config import CurateConfig
 from distill.teacher.generate import generate
 from distill.traces import DamagedShard, iter_batches, latest_rank, read_table
 from fake_openai import FakeOpenAIServer
@@ -34,7 +34,7 @@ def run_yaml(tmp_path, server, prompts=4, **over):
 
 
 def cfg(path, *overrides):
-    return load_config(path, GenerateConfig, list(overrides))
+    return load_config(path, CurateConfig, list(overrides))
 
 
 def pairs(tmp_path):

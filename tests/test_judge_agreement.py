@@ -13,7 +13,7 @@ from distill.curate.run import curate
 from distill.eval.docs import gpqa_doc, humaneval_doc, math_doc
 from distill.eval.score import score_samples
 from distill.io import read_jsonl
-from distill.teacher.config import GenerateConfig
+from distill.curate.config import CurateConfig
 from distill.traces import Trace, write_traces
 from distill.verify.sandbox import LocalSandbox
 
@@ -68,7 +68,7 @@ def curation_verdicts(tmp_path) -> list[tuple[bool, str]]:
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({"name": "agreement", "run_dir": str(run),
                                     "prompts": {"source": str(SHARED_DATA / "math" / "aime24.jsonl")}, "curate": {}}))
-    out = curate(load_config(path, GenerateConfig))
+    out = curate(load_config(path, CurateConfig))
     found = {}
     for shard in out.glob("train-*.parquet"):
         found.update({row["prompt_id"]: (True, "correct") for row in pq.read_table(shard).to_pylist()})

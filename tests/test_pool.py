@@ -147,7 +147,7 @@ def test_counts_per_source_pair(tmp_path):
 
 
 def test_output_feeds_generate(tmp_path):
-    from distill.teacher.config import GenerateConfig
+    from distill.curate.config import CurateConfig
 
     config = pool_yaml(tmp_path, [
         {"name": "aime", "source": str(AIME), "fields": {"problem": "problem", "answer": "answer"}},
@@ -156,14 +156,14 @@ def test_output_feeds_generate(tmp_path):
     out = tmp_path / "run" / "prompts.jsonl"
     kept = json.loads((tmp_path / "run" / "pool.json").read_text())["rows_kept"]
     for run in ("teacher/runs/math.yaml", "teacher/runs/toy.yaml"):  # R1's fields, and generate's default ones (id)
-        cfg = load_config(run, GenerateConfig, [f"prompts.source={out}", "prompts.limit=null"])
+        cfg = load_config(run, CurateConfig, [f"prompts.source={out}", "prompts.limit=null"])
         loaded = load_prompts(cfg.prompts)
         assert len(loaded) == kept and all(p.answer for p in loaded)
     code = pool_yaml(tmp_path, [{"name": "lcb", "source": str(LCB), "fields": {"problem": "problem", "tests": "tests"}},
                                 {"name": "leetcode", "source": str(LEETCODE), "fields": {"problem": "problem", "tests": "tests"},
                                  "limit": 100}], run_dir=str(tmp_path / "code"))
     assert main(["prompts", str(code)]) == 0
-    cfg = load_config("teacher/runs/code.yaml", GenerateConfig, [f"prompts.source={tmp_path / 'code' / 'prompts.jsonl'}"])
+    cfg = load_config("teacher/runs/code.yaml", CurateConfig, [f"prompts.source={tmp_path / 'code' / 'prompts.jsonl'}"])
     loaded = load_prompts(cfg.prompts)
     assert len(loaded) == json.loads((tmp_path / "code" / "pool.json").read_text())["rows_kept"] and all(p.tests for p in loaded)
     with_starter = [p for p in loaded if p.metadata.get("starter_code")]  # LiveCodeBench's functional problems

@@ -69,7 +69,7 @@ def test_slurm_templates_are_valid_bash(script):
                                               ("qwen-14b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"),
                                               ("llama-8b", "deepseek-ai/DeepSeek-R1-Distill-Llama-70B")])
 def test_two_stage_recipes_distill_on_policy_from_a_served_same_tokenizer_teacher(student, teacher, toy_world):
-    from distill.teacher.serve import ServeConfig
+    from distill.engines.serve import ServeConfig
 
     cfg = load_config(ROOT / "students" / f"r1-distill-{student}-on-policy.yaml", StudentConfig,
                       [f"data.source={toy_world / 'sft'}"])
@@ -88,9 +88,9 @@ def test_two_stage_recipes_distill_on_policy_from_a_served_same_tokenizer_teache
 
 @pytest.mark.parametrize("run", ["math", "code"])
 def test_r1_generation_runs_send_the_key_their_server_requires(run):
-    from distill.teacher.config import GenerateConfig
-    from distill.teacher.serve import ServeConfig
+    from distill.curate.config import CurateConfig
+    from distill.engines.serve import ServeConfig
 
     serve = load_config(ROOT / "teacher" / "deepseek-r1-8xh200.yaml", ServeConfig)
-    cfg = load_config(ROOT / "teacher" / "runs" / f"{run}.yaml", GenerateConfig)
+    cfg = load_config(ROOT / "teacher" / "runs" / f"{run}.yaml", CurateConfig)
     assert serve.api_key_env and cfg.engine.api_key_env == serve.api_key_env

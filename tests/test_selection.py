@@ -15,7 +15,7 @@ from distill.curate.decide import decide
 from distill.curate.run import curate
 from distill.curate.screen import Outcome
 from distill.curate.selection import SelectionInputs
-from distill.teacher.config import GenerateConfig
+from distill.curate.config import CurateConfig
 from distill.traces import Trace, write_traces
 
 TOY_TEACHER = ROOT / "toy" / "teacher"  # committed: a "student" that already solves about half the toy problems
@@ -164,7 +164,7 @@ def student_run(tmp_path: Path, world: Path, model: Path, count: int = 16) -> Pa
 def test_student_filter_drops_what_the_student_already_solves_and_caches_its_samples(tmp_path, toy_world, capsys):
     # The committed toy teacher stands in for a strong base student: it solves some toy problems and not others.
     config = student_run(tmp_path, toy_world, TOY_TEACHER)
-    out = curate(load_config(config, GenerateConfig))
+    out = curate(load_config(config, CurateConfig))
     run = tmp_path / "run"
     cache = [row for path in (run / "student_pass").rglob("rates-*.parquet") for row in pq.read_table(path).to_pylist()]
     assert len(cache) == 16 and all(r["samples"] == 4 for r in cache)
@@ -183,14 +183,14 @@ def test_student_filter_drops_what_the_student_already_solves_and_caches_its_sam
 
     # A rerun samples nothing: the student's results are read back from the run directory.
     capsys.readouterr()
-    curate(load_config(config, GenerateConfig))
+    curate(load_config(config, CurateConfig))
     assert "all 16 prompts cached" in capsys.readouterr().out
     assert len(list((run / "student_pass").rglob("rates-*.parquet"))) == 1
 
 
 def test_student_filter_with_an_untrained_toy_base_drops_nothing(tmp_path, toy_world):
     config = student_run(tmp_path, toy_world, toy_world / "bases" / "qwen2-h64-l2", count=6)
-    out = curate(load_config(config, GenerateConfig))
+    out = curate(load_config(config, CurateConfig))
     summary = json.loads((out / "curation.json").read_text())
     assert summary["accepted"] == 12 and summary["student_pass_rates"]["mean"] == 0.0
 
@@ -200,7 +200,7 @@ def test_student_filter_samples_only_prompts_inside_the_teachers_band(tmp_path, 
     recipe = yaml.safe_load(config.read_text())
     recipe["curate"]["selection"]["pass_rate"] = {"max": 0.75}  # every toy trace here is right: pass rate 1.0
     config.write_text(yaml.safe_dump(recipe))
-    out = curate(load_config(config, GenerateConfig))
+    out = curate(load_config(config, CurateConfig))
     assert "all 0 prompts cached" in capsys.readouterr().out  # nothing sampled for prompts the band drops
     assert json.loads((out / "curation.json").read_text())["rejected_by_reason"] == {"pass rate": 8}
 
@@ -228,7 +228,7 @@ def test_student_filter_that_cannot_sample_stops_with_one_line_and_caches_nothin
     with FakeOpenAIServer() as server:  # the student is served now: every prompt gets its k samples
         student["base_urls"] = [server.base_url]
         config.write_text(yaml.safe_dump(recipe))
-        curate(load_config(config, GenerateConfig))
+        curate(load_config(config, CurateConfig))
         assert len(server.requests) == 3
     rows = [row for path in cache.rglob("rates-*.parquet") for row in pq.read_table(path).to_pylist()]
     assert sorted(r["samples"] for r in rows) == [4, 4, 4]

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT, run_cli
 from distill.errors import UsageError
-from distill.teacher.serve import ServeConfig, identity, running, stop, write_pid_file
+from distill.engines.serve import ServeConfig, identity, running, stop, write_pid_file
 
 RECIPE = ROOT / "teacher" / "toy-cpu.yaml"
 
@@ -89,7 +89,7 @@ def test_a_server_that_exited_leaves_no_pid_file_behind(tmp_path):
 
 
 def test_start_refuses_while_the_recorded_server_still_runs(tmp_path, sleeper):
-    from distill.teacher.serve import start
+    from distill.engines.serve import start
 
     cfg = config(tmp_path)
     write_pid_file(cfg, sleeper.pid)

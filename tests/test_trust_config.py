@@ -14,7 +14,7 @@ from conftest import ROOT, free_port, needs_vllm, run_cli
 from distill.config import load_config
 from distill.errors import DistillError, UsageError
 from distill.eval.config import SET_BY_EVAL, ModelSpec, ServeOptions, SuiteConfig, runs_code
-from distill.teacher.serve import COMMIT, ServeConfig, command, loopback, server_env
+from distill.engines.serve import COMMIT, ServeConfig, command, loopback, server_env
 
 RECIPES = sorted((ROOT / "teacher").glob("*.yaml"))
 SUITES = sorted((ROOT / "eval" / "suites").glob("*.yaml"))
@@ -81,7 +81,7 @@ def test_the_key_reaches_vllm_by_environment_never_by_command_line(monkeypatch):
 def test_clients_send_the_key_the_recipe_names(monkeypatch):
     """The generate stage's engine reads the same variable (engine.api_key_env) and sends it as a bearer token."""
     from distill.engines.openai import OpenAIEngine
-    from distill.teacher.config import EngineSection
+    from distill.engines.config import EngineSection
 
     monkeypatch.setenv("DISTILL_API_KEY", "s3cret")
     recipe = load_config(ROOT / "teacher" / "deepseek-r1-8xh200.yaml", ServeConfig)

@@ -138,7 +138,7 @@ def test_server_scores_equal_the_local_teachers_logprobs(vllm_server):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from distill.students.onpolicy import ServerScorer
-    from distill.teacher.config import EngineSection
+    from distill.engines.config import EngineSection
 
     base_url, _, _ = vllm_server
     tokenizer = AutoTokenizer.from_pretrained(ROOT / "toy" / "teacher")

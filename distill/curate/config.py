@@ -7,6 +7,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from distill.config import HubIdOrPath, Section
+from distill.engines.config import EngineSection
+from distill.teacher.config import GenerateConfig
 from distill.verify.sandbox import SandboxSettings
 
 
@@ -90,9 +92,7 @@ class JudgeModel(Section):
         return self
 
     def engine_section(self):
-        """The judge's settings as the engines take them (EngineSection: imported here, teacher.config imports this)."""
-        from distill.teacher.config import EngineSection
-
+        """The judge's settings as the engines take them."""
         try:
             return EngineSection(kind=self.kind, model=self.model, api_key_env=self.api_key_env,
                                  **({"base_urls": self.base_urls} if self.base_urls else {}), **self.engine)
@@ -216,3 +216,10 @@ class CurateSection(Section):
     # do not provide a CoT" (see curate/run.py, assistant_turn). Responses with no reasoning block are written so always.
     answer_only: bool = False
     judge: JudgeModel = Field(default_factory=JudgeModel)  # an optional judge model's score (prompts without references)
+
+
+class CurateConfig(GenerateConfig):
+    """A run file of teacher/runs/ as `distill curate` reads it: the generation run (GenerateConfig) whose traces it
+    curates, and its own section."""
+
+    curate: CurateSection = Field(default_factory=CurateSection)

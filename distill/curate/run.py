@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from distill import locks
+from distill.curate.config import CurateConfig
 from distill.curate.decide import decide
 from distill.curate.decontaminate import load_benchmarks
 from distill.curate.model_judge import JUDGE_FIELDS, judge_outcomes
@@ -41,7 +42,6 @@ from distill.io import replace_dir, staging_dir_for
 from distill.progress import say
 from distill.runs import Run, check_replaceable
 from distill.shards import ShardWriter
-from distill.teacher.config import GenerateConfig
 from distill.traces import LOGPROB_COLUMNS, MESSAGES, SCHEMA, iter_batches, latest_rank
 from distill.verify.reasoning import is_reasoning, split_reasoning
 
@@ -72,7 +72,7 @@ def assistant_turn(response: str, answer_only: bool) -> str:
     return response
 
 
-def curate(cfg: GenerateConfig) -> Path:
+def curate(cfg: CurateConfig) -> Path:
     started = time.time()
     run_dir = Path(cfg.run_dir)
     traces_dir = run_dir / "traces"

@@ -22,6 +22,8 @@ import pyarrow as pa
 from distill.curate.config import CurateSection, StudentFilter
 from distill.curate.screen import Outcome, TraceCache
 from distill.curate.selection import SelectionInputs, band_reason, teacher_pass_rates
+from distill.engines import SamplingParams, make_engine
+from distill.engines.config import EngineSection
 from distill.errors import DistillError, UsageError
 from distill.progress import fmt_duration, say
 from distill.traces import iter_batches, reference_tests
@@ -112,9 +114,6 @@ def judge_item(response: str, p: PromptFacts, c: CurateSection) -> dict:
 
 async def sample_all(f: StudentFilter, c: CurateSection, todo: list[tuple[str, PromptFacts]], cache: TraceCache,
                      started: float, label: str) -> None:
-    from distill.engines import SamplingParams, make_engine
-    from distill.teacher.config import EngineSection  # teacher.config imports curate.config: imported here
-
     try:
         engine = make_engine(EngineSection(kind=f.engine, model=f.model, base_urls=f.base_urls,
                                            max_concurrency=f.concurrency, per_endpoint_concurrency=f.concurrency))

@@ -9,7 +9,7 @@ from pydantic import Field, ValidationError, create_model, field_validator, mode
 
 from distill.benchmarks import DEFAULT_TASKS_DIR, Benchmark, check_tasks, task_yaml
 from distill.config import HubIdOrPath, Section
-from distill.teacher.serve import ServeConfig
+from distill.engines.serve import ServeConfig
 from distill.verify.sandbox import SandboxSettings
 
 

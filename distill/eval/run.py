@@ -93,7 +93,7 @@ def endpoint(cfg: SuiteConfig, run_dir: Path):
         check_endpoint(model.base_url, api_key)
         yield model.base_url, api_key
     else:
-        from distill.teacher.serve import start, stop
+        from distill.engines.serve import start, stop
 
         serve = model.serve_config(run_dir)
         start(serve)

@@ -98,9 +98,9 @@ def make_plan(config_path: str, overrides: list[str] | None = None, options: Pla
         return plan_student(_validate(config_path, data, StudentConfig), config_path, options)
     if "prompts" in data and "training" not in data:
         from distill.plan.generation import plan_generation
-        from distill.teacher.config import GenerateConfig
+        from distill.curate.config import CurateConfig
 
-        return plan_generation(_validate(config_path, data, GenerateConfig), config_path, options)
+        return plan_generation(_validate(config_path, data, CurateConfig), config_path, options)
     raise UsageError(f"{config_path}: neither a student recipe (model, data, training: students/*.yaml) nor a generation "
                      "run (prompts, sampling: teacher/runs/*.yaml); distill plan prices those two")
 

@@ -8,8 +8,12 @@ from dataclasses import dataclass
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from distill.config import load_config
+from distill.engines.config import EngineSection
+from distill.engines.serve import ServeConfig
 from distill.errors import UsageError
 from distill.progress import say
+from distill.students.dtypes import DTYPES
 
 # Same-tokenizer teachers for the R1-Distill students (the two-stage recipes in students/).
 WAYS_OUT = ("a teacher with the student's tokenizer (Qwen2.5 students: DeepSeek-R1-Distill-Qwen-32B or our own 32B "
@@ -44,14 +48,9 @@ def check_same_tokenizer(student, teacher, student_name: str, teacher_name: str)
 
 def served(cfg):
     """(engine settings, served model name, the model whose tokenizer it serves) for a teacher behind a server."""
-    from distill.config import load_config
-    from distill.teacher.config import EngineSection
-
     t = cfg.teacher
     name, model, base_urls = t.served_model_name, t.model, list(t.base_urls)
     if t.serve:
-        from distill.teacher.serve import ServeConfig
-
         recipe = load_config(t.serve, ServeConfig)
         name = name or recipe.served_model_name or recipe.model
         model = model or recipe.model
@@ -84,8 +83,6 @@ def resolve(cfg, student_tokenizer) -> Teacher:
 
         say(f"[train {cfg.name}] teacher {name} served at {', '.join(engine.base_urls)} (top-{t.top_k} logprobs)")
         return Teacher(None, ServerScorer(engine, t.top_k), name)
-    from distill.students.train import DTYPES  # here: train imports this module
-
     on_gpu = torch.cuda.is_available()
     try:
         model = AutoModelForCausalLM.from_pretrained(t.model, dtype=DTYPES[t.dtype] if on_gpu else torch.float32)

@@ -25,12 +25,12 @@ from distill.students.checkpoints import check_disk_for_checkpoints, last_comple
 from distill.students.config import StudentConfig
 from distill.students import teachers
 from distill.students.data import content_digest
+from distill.students.dtypes import DTYPES
 from distill.students.mixture import TrainingRows, row_tokens, source_usage, training_rows
 from distill.students.summary import TrainSummary
 from distill.students.kd import KD_COLUMNS, KDCollator, KDTrainer, tokenize_kd
 from distill.students.onpolicy import OnPolicyTrainer, prompts_dataset
 
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32, "auto": "auto"}
 
 
 def _load_model_config(cfg: StudentConfig):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, model_validator
 
 from distill.config import HubIdOrPath, Section
-from distill.curate.config import CurateSection
+from distill.engines.config import EngineSection
 
 R1_MATH_TEMPLATE = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."
 
@@ -38,25 +38,6 @@ class PromptsSection(Section):
         return self
 
 
-class EngineSection(Section):
-    kind: Literal["openai", "vllm", "hf"] = "openai"
-    model: str = "deepseek-ai/DeepSeek-R1"  # served model name (openai) or model path (vllm, hf)
-    base_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000/v1"])
-    api_key_env: str | None = None  # name of the environment variable holding the API key
-    max_concurrency: int = Field(default=64, ge=1)  # requests in flight in total
-    per_endpoint_concurrency: int = Field(default=32, ge=1)
-    timeout_s: float = Field(default=3600, gt=0)  # one request: R1 at 32k tokens takes minutes
-    max_retries: int = Field(default=5, ge=0)
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 60.0
-    endpoint_failures_before_down: int = Field(default=3, ge=1)
-    endpoint_cooldown_s: float = 10.0  # doubled at each outage (to 16x), halved back as the endpoint succeeds
-    health_check_interval_s: float = Field(default=1.0, gt=0)  # while every endpoint is down
-    all_down_timeout_s: float = 600.0  # every endpoint down this long: remaining samples fail (resumable)
-    vllm_extensions: bool = True  # vLLM servers: token ids for exact counts and logprobs
-    vllm_args: dict[str, Any] = Field(default_factory=dict)  # kind vllm: LLM(...) arguments
-
-
 class SamplingSection(Section):
     n: int = Field(default=4, ge=1)  # samples per prompt, in one request (prefix shared)
     temperature: float = Field(default=0.6, ge=0)
@@ -82,7 +63,9 @@ class GenerateConfig(Section):
     engine: EngineSection = Field(default_factory=EngineSection)
     sampling: SamplingSection = Field(default_factory=SamplingSection)
     cost: CostSection = Field(default_factory=CostSection)
-    curate: CurateSection = Field(default_factory=CurateSection)  # what `distill curate` keeps
+    # What `distill curate` keeps: the curate stage's section (distill.curate.config.CurateConfig types it). The CLI
+    # loads the whole file as CurateConfig for both commands, so a mistake here stops `distill generate` too.
+    curate: dict[str, Any] = Field(default_factory=dict)
     flush_every: int = Field(default=64, ge=1)  # traces per shard at most
     flush_seconds: float = Field(default=10.0, gt=0)  # and at least this often
     # Samples still failed after retries make `distill generate` exit 1 when they are more than this share of
