@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import importlib.metadata
+from collections.abc import Iterator
+from contextlib import contextmanager
 import os
 import platform
 import subprocess
@@ -12,12 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from distill import locks
 from distill.config import config_hash, describe_error
 from distill.errors import UsageError
-from distill.io import atomic_write_json, atomic_write_yaml
+from distill.io import atomic_write_json, atomic_write_yaml, replace_dir, staging_dir_for
 
 TRACKED_PACKAGES = (
     "distill", "torch", "transformers", "tokenizers", "trl", "peft", "datasets", "accelerate",
@@ -105,17 +107,52 @@ class Summary(BaseModel):
         return validated(path, read_json(path, f"{cls.FILE} as {cls.WRITER} writes it"), cls)
 
 
+class Manifest(BaseModel):
+    """manifest.json, in every run directory: which stage wrote it, with what settings and versions, when, and how it
+    ended. Keys another version adds are kept (and shown by the report), not refused."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    FILE: ClassVar[str] = "manifest.json"
+
+    stage: str
+    command: str = ""
+    config_hash: str | None = None
+    fingerprint: dict[str, Any] | None = None  # what may not change when the run resumes; None: unknown
+    git_commit: str | None = None
+    versions: dict[str, str] = Field(default_factory=dict)
+    host: str | None = None
+    started: str | None = None
+    ended: str | None = None
+    status: str = "running"  # running | completed | a stage's own final status
+    resumed_from: str | None = None
+    counts: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def find(cls, directory: str | Path) -> Manifest | None:
+        """The manifest in `directory`; None when there is none, or it cannot be read as one."""
+        try:
+            return cls.model_validate_json(Path(directory, cls.FILE).read_bytes())
+        except (OSError, ValueError):  # pydantic's ValidationError is a ValueError
+            return None
+
+    @classmethod
+    def read(cls, directory: str | Path) -> Manifest:
+        """The manifest in `directory`; UsageError naming the file when it is missing, not JSON or not this shape."""
+        path = Path(directory) / cls.FILE
+        return validated(path, read_json(path, "a run manifest"), cls)
+
+    def write(self, directory: str | Path) -> Path:
+        return atomic_write_json(Path(directory) / self.FILE, self.model_dump(mode="json"))
+
+
 def check_replaceable(directory: str | Path, stage: str, key: str) -> None:
     """Refuse to replace `directory` whole unless it is absent, empty, or an earlier output of `stage`:
     a mistyped output path must never wipe traces, a model or a checkout."""
     directory = Path(directory)
     if not directory.exists() or (directory.is_dir() and not any(directory.iterdir())):
         return
-    manifest = directory / "manifest.json"
-    try:
-        held = json.loads(manifest.read_text()).get("stage") if manifest.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        held = None
+    manifest = Manifest.find(directory)
+    held = manifest.stage if manifest else None
     if held != stage:
         what = f"a {held} run" if held else "files that no distill " + stage + " wrote"
         raise UsageError(f"{key}: {directory} holds {what}; {stage} replaces its output directory whole, so it "
@@ -152,63 +189,65 @@ class Run:
         self.stage = stage
         self.config = config
         self.fingerprint = fingerprint or {}
-        self.manifest_path = self.dir / "manifest.json"
-        self.manifest: dict[str, Any] = {}
+        self.manifest_path = self.dir / Manifest.FILE
+        self.manifest: Manifest | None = None  # set by start()
 
     def start(self) -> Run:
         """Hold the directory, check resumability, then record the config and a fresh manifest (rank 0 writes)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         if is_main_process():
             locks.acquire(self.lock_dir, self.stage)
-        previous = self._previous_manifest()
-        if previous and previous.get("fingerprint") != self.fingerprint:
+        previous = Manifest.find(self.dir)
+        if previous and previous.fingerprint != self.fingerprint:
             if is_main_process():
                 locks.release(self.lock_dir)
-            changed = changed_keys(previous.get("fingerprint", {}), self.fingerprint)
+            changed = changed_keys(previous.fingerprint or {}, self.fingerprint)
             raise UsageError(
                 f"{self.dir}: holds a {self.stage} run with a different {', '.join(changed)}; "
                 f"resuming would mix incompatible outputs. Use a new run directory, or delete {self.dir} to start over"
             )
-        self.manifest = {
-            "stage": self.stage,
-            "command": " ".join(sys.argv),
-            "config_hash": config_hash(self.config),
-            "fingerprint": self.fingerprint,
-            "git_commit": git_commit(),
-            "versions": package_versions(),
-            "host": platform.node(),
-            "started": now(),
-            "ended": None,
-            "status": "running",
-            "resumed_from": previous.get("started") if previous else None,
-            "counts": {},
-        }
+        self.manifest = Manifest(
+            stage=self.stage, command=" ".join(sys.argv), config_hash=config_hash(self.config),
+            fingerprint=self.fingerprint, git_commit=git_commit(), versions=package_versions(), host=platform.node(),
+            started=now(), resumed_from=previous.started if previous else None)
         if is_main_process():
             atomic_write_yaml(self.dir / "config.yaml", self.config.model_dump(mode="json"))
-            atomic_write_json(self.manifest_path, self.manifest)
+            self.manifest.write(self.dir)
         return self
 
     def completed(self) -> bool:
         """The directory holds this very run (same fingerprint), finished."""
-        previous = self._previous_manifest()
-        return bool(previous) and previous.get("status") == "completed" and previous.get("fingerprint") == self.fingerprint
-
-    def _previous_manifest(self) -> dict[str, Any] | None:
-        if not self.manifest_path.exists():
-            return None
-        try:
-            return json.loads(self.manifest_path.read_text())
-        except (OSError, ValueError):
-            return None
+        previous = Manifest.find(self.dir)
+        return bool(previous) and previous.status == "completed" and previous.fingerprint == self.fingerprint
 
     def update(self, **counts: Any) -> None:
-        self.manifest["counts"].update(counts)
+        self.manifest.counts.update(counts)
         if is_main_process():
-            atomic_write_json(self.manifest_path, self.manifest)
+            self.manifest.write(self.dir)
 
     def finish(self, status: str = "completed", **counts: Any) -> None:
-        self.manifest["ended"] = now()
-        self.manifest["status"] = status
+        self.manifest.ended = now()
+        self.manifest.status = status
         self.update(**counts)
         if is_main_process():
             locks.release(self.lock_dir)
+
+
+@contextmanager
+def replacing(directory: str | Path, stage: str, config: BaseModel, key: str,
+              inputs: list[tuple[str, str]] = ()) -> Iterator[Run]:
+    """The replace-whole sequence of a stage that recomputes its output: hold `directory`, check that it may be
+    replaced (new, empty, or this stage's earlier output) and lies apart from the local `inputs` ((config key, path)
+    pairs), start a run in a staging directory beside it, and yield that run. The body writes into `run.dir`; when it
+    returns, the run is finished (unless the body finished it with its counts) and swapped in whole. On an error the
+    old output stays as it was. `key`: the config key that names `directory`, for error messages."""
+    final = Path(directory)
+    with locks.holding(final, stage):
+        if inputs:
+            check_apart_from_inputs(final, list(inputs), key)
+        check_replaceable(final, stage, key)
+        run = Run(staging_dir_for(final), stage, config, lock_dir=final).start()
+        yield run
+        if run.manifest.status == "running":
+            run.finish()
+        replace_dir(run.dir, final)

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from distill.io import atomic_write_text, replace_dir, staging_dir_for
-from distill.runs import Run
+from distill.runs import Manifest, Run, replacing
 from distill.students.checkpoints import last_complete_checkpoint
 from distill.toy.world import ToyWorldConfig
 from distill.errors import UsageError
@@ -43,7 +43,7 @@ def test_run_writes_config_and_manifest_and_refuses_incompatible_resume(tmp_path
     assert manifest["started"] and manifest["ended"] and "torch" in manifest["versions"]
     assert (tmp_path / "r" / "config.yaml").read_text().startswith("seed: 0")
     again = Run(tmp_path / "r", "toy", cfg, {"model": "a"}).start()
-    assert again.manifest["resumed_from"] == manifest["started"]
+    assert again.manifest.resumed_from == manifest["started"]
     with pytest.raises(UsageError, match="different model"):
         Run(tmp_path / "r", "toy", cfg, {"model": "b"}).start()
 
@@ -76,3 +76,50 @@ def test_only_absent_empty_or_same_stage_directories_may_be_replaced_whole(tmp_p
     (tmp_path / "model" / "model.safetensors").write_bytes(b"weights")
     with pytest.raises(UsageError, match=r"holds files that no distill report wrote"):
         check_replaceable(tmp_path / "model", "report", "run_dir")
+
+
+def test_manifest_round_trips_keeps_keys_of_other_versions_and_is_none_where_unreadable(tmp_path):
+    run = Run(tmp_path / "r", "toy", ToyWorldConfig(), {"model": "a"}).start()
+    run.finish(items=3)
+    path = tmp_path / "r" / "manifest.json"
+    written = json.loads(path.read_text())
+    assert Manifest.read(tmp_path / "r").model_dump(mode="json") == written  # nothing added, nothing lost
+    path.write_text(json.dumps({**written, "added_by_a_later_version": 1}))
+    assert Manifest.find(tmp_path / "r").model_dump()["added_by_a_later_version"] == 1
+    for damaged in ("{", "[1, 2]", json.dumps({"status": "completed"})):  # not JSON, not an object, no stage
+        path.write_text(damaged)
+        assert Manifest.find(tmp_path / "r") is None
+        with pytest.raises(UsageError, match="manifest.json"):
+            Manifest.read(tmp_path / "r")
+    assert Manifest.find(tmp_path / "absent") is None
+
+
+def test_replacing_swaps_in_a_finished_run_whole_and_keeps_the_old_output_on_an_error(tmp_path):
+    out = tmp_path / "out"
+    with replacing(out, "report", ToyWorldConfig(), "run_dir") as run:
+        assert run.dir != out and not out.exists()  # written beside, swapped in at the end
+        (run.dir / "report.md").write_text("first")
+    assert (out / "report.md").read_text() == "first"
+    assert Manifest.read(out).status == "completed" and Manifest.read(out).stage == "report"
+    with pytest.raises(RuntimeError), replacing(out, "report", ToyWorldConfig(), "run_dir") as run:
+        (run.dir / "report.md").write_text("second, half-written")
+        raise RuntimeError("crash mid-run")
+    assert (out / "report.md").read_text() == "first"
+    with replacing(out, "report", ToyWorldConfig(), "run_dir") as run:  # the lock was released by the crash
+        (run.dir / "report.md").write_text("third")
+        run.finish(status="completed", pages=1)
+    assert (out / "report.md").read_text() == "third" and Manifest.read(out).counts == {"pages": 1}
+
+
+def test_replacing_refuses_an_output_that_another_stage_wrote_or_that_holds_an_input(tmp_path):
+    with replacing(tmp_path / "mix", "mix", ToyWorldConfig(), "run_dir"):
+        pass
+    with pytest.raises(UsageError, match="run_dir: .*/mix holds a mix run; report replaces"):
+        with replacing(tmp_path / "mix", "report", ToyWorldConfig(), "run_dir"):
+            pass
+    (tmp_path / "pool" / "data").mkdir(parents=True)
+    with pytest.raises(UsageError, match=r"run_dir: .*/pool holds the input sources.0.source"):
+        with replacing(tmp_path / "pool", "prompts", ToyWorldConfig(), "run_dir",
+                       [("sources.0.source", str(tmp_path / "pool" / "data"))]):
+            pass
+    assert (tmp_path / "pool" / "data").is_dir()

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from distill import locks
 from distill.curate.config import CurateConfig
 from distill.curate.decide import decide
 from distill.curate.decontaminate import load_benchmarks
@@ -38,9 +37,8 @@ from distill.curate.screen import Outcome, VerdictCache, screen_traces
 from distill.curate.student_pass import prepare_selection
 from distill.curate.summary import closing_line, summarize
 from distill.errors import UsageError
-from distill.io import replace_dir, staging_dir_for
 from distill.progress import say
-from distill.runs import Run, check_replaceable
+from distill.runs import replacing
 from distill.shards import ShardWriter
 from distill.traces import LOGPROB_COLUMNS, MESSAGES, SCHEMA, iter_batches, latest_rank
 from distill.verify.reasoning import is_reasoning, split_reasoning
@@ -81,11 +79,9 @@ def curate(cfg: CurateConfig) -> Path:
     c = cfg.curate
     out_dir = run_dir / c.output
     decon = load_benchmarks(c)
-    with locks.holding(out_dir, "curate"):
-        check_replaceable(out_dir, "curate", "curate.output")
-        # Outputs are recomputed whole and swapped in at the end: any config change is fine (no fingerprint).
-        staging = staging_dir_for(out_dir)
-        run = Run(staging, "curate", cfg, lock_dir=out_dir).start()
+    # Outputs are recomputed whole and swapped in at the end: any config change is fine (no fingerprint).
+    with replacing(out_dir, "curate", cfg, "curate.output") as run:
+        staging = run.dir
         rank = latest_rank(traces_dir)
         say(f"[curate {cfg.name}] {int((rank >= 0).sum())} traces from {traces_dir}")
 
@@ -99,7 +95,6 @@ def curate(cfg: CurateConfig) -> Path:
         summary = summarize(outcomes, kept, rejected, time.time() - started, run_dir, selection)
         summary.write(staging)
         run.finish(traces=len(outcomes), accepted=len(kept), rejected=len(rejected))
-        replace_dir(staging, out_dir)
     say(closing_line(cfg.name, summary, time.time() - started, out_dir))
     return out_dir
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from distill import locks
 from distill.config import load_config
-from distill.io import atomic_write_json, atomic_write_text, replace_dir, staging_dir_for
+from distill.io import atomic_write_json, atomic_write_text
 from distill.progress import say
 from distill.report import methods, passrates, plots, selection, tables
 from distill.report.config import ReportConfig
@@ -16,7 +15,7 @@ from distill.report.html import render_html
 from distill.report.loading import Inputs, load_inputs
 from distill.report.markdown import render_markdown
 from distill.report.stats import Headline, headline
-from distill.runs import Run, check_replaceable
+from distill.runs import Run, replacing
 
 
 def as_config(report: ReportConfig | str | Path) -> ReportConfig:
@@ -152,14 +151,15 @@ def provenance_blocks(inputs: Inputs) -> list[Block]:
         if p.config_text:
             blocks.append(Details(f"config.yaml of {p.what} ({p.path})", p.config_text, "yaml"))
         if p.manifest:
-            blocks.append(Details(f"manifest.json of {p.what}", json.dumps(p.manifest, indent=2), "json"))
+            blocks.append(Details(f"manifest.json of {p.what}", json.dumps(p.manifest.model_dump(mode="json"), indent=2),
+                                  "json"))
     return blocks
 
 
 def own_provenance(run: Run) -> Paragraph:
     m = run.manifest
-    return Paragraph(f"This report: written {m['started']} from config hash {m['config_hash']} at git commit "
-                     f"{m['git_commit'] or 'unknown'}, distill {m['versions'].get('distill', 'unknown')}.")
+    return Paragraph(f"This report: written {m.started} from config hash {m.config_hash} at git commit "
+                     f"{m.git_commit or 'unknown'}, distill {m.versions.get('distill', 'unknown')}.")
 
 
 def build_report(cfg: ReportConfig) -> Path:
@@ -167,10 +167,8 @@ def build_report(cfg: ReportConfig) -> Path:
     inputs = load_inputs(cfg)
     numbers = headline(inputs, cfg)
     final = Path(cfg.run_dir)
-    with locks.holding(final, "report"):
-        check_replaceable(final, "report", "run_dir")
-        staging = staging_dir_for(final)
-        run = Run(staging, "report", cfg, lock_dir=final).start()
+    with replacing(final, "report", cfg, "run_dir") as run:
+        staging = run.dir
         blocks: list[Block] = [Heading(cfg.title, 1), Paragraph(
             f"Teacher: {inputs.teacher.name}. Students: {', '.join(m.name for m in inputs.students)}. "
             + protocol_text(inputs))]
@@ -190,7 +188,6 @@ def build_report(cfg: ReportConfig) -> Path:
         run.finish(models=len(inputs.models), benchmarks=len(inputs.benchmarks))
         for path in staging.iterdir():  # atomic writes create files readable by their owner only; a report is for sharing
             path.chmod(0o644)
-        replace_dir(staging, final)
     say(f"[report] {len(inputs.students)} students vs {inputs.teacher.name} on {', '.join(inputs.benchmarks)} "
         f"-> {final / 'report.html'} (and report.md)")
     return final / "report.html"

@@ -14,7 +14,7 @@ from distill.errors import UsageError
 from distill.curate.summary import CurationSummary
 from distill.eval.results import BenchmarkResult, Results
 from distill.report.config import ReportConfig, TeacherEntry
-from distill.runs import read_json, validated
+from distill.runs import Manifest, validated
 from distill.students.summary import TrainSummary
 from distill.teacher.summary import GenerateSummary
 
@@ -45,7 +45,7 @@ class Provenance:
     what: str
     path: Path
     config_text: str | None = None
-    manifest: dict[str, Any] | None = None
+    manifest: Manifest | None = None
 
 
 @dataclass
@@ -164,11 +164,10 @@ def load_references(path: str | Path) -> ReferencesFile:
 
 def provenance_of(what: str, directory: Path) -> Provenance:
     config = directory / "config.yaml"
-    manifest = directory / "manifest.json"
     return Provenance(
         what, directory,
         config.read_text(encoding="utf-8") if config.is_file() else None,
-        read_json(manifest, "a run manifest") if manifest.is_file() else None,
+        Manifest.read(directory) if (directory / Manifest.FILE).is_file() else None,
     )
 
 

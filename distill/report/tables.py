@@ -181,12 +181,14 @@ def student_sources_table(students: list[ModelRun]) -> Table | None:
 def provenance_table(items: list[Provenance]) -> Table:
     rows = []
     for p in items:
-        m = p.manifest or {}
-        versions = m.get("versions", {})
-        shown = ", ".join(f"{k} {versions[k]}" for k in SHOWN_VERSIONS if k in versions)
-        commit = m.get("git_commit")
+        m = p.manifest
+        if m is None:
+            rows.append([p.what, str(p.path), "no manifest"] + [DASH] * 5)
+            continue
+        shown = ", ".join(f"{k} {m.versions[k]}" for k in SHOWN_VERSIONS if k in m.versions)
+        commit = m.git_commit
         short = DASH if not commit else commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
-        rows.append([p.what, str(p.path), m.get("status", "no manifest"), short,
-                     m.get("config_hash") or DASH, m.get("started") or DASH, m.get("ended") or DASH, shown or DASH])
+        rows.append([p.what, str(p.path), m.status, short, m.config_hash or DASH, m.started or DASH, m.ended or DASH,
+                     shown or DASH])
     return Table(["input", "directory", "status", "git commit", "config hash", "started", "ended", "versions"], rows,
                  numeric=[False] * 8)

@@ -32,12 +32,10 @@ import numpy as np
 from datasets import Dataset, concatenate_datasets
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from distill import locks
 from distill.config import Section, load_config
 from distill.errors import UsageError
-from distill.io import replace_dir, staging_dir_for
 from distill.progress import fmt_count, fmt_duration, say
-from distill.runs import Run, Summary, check_apart_from_inputs, check_replaceable, is_main_process
+from distill.runs import Summary, is_main_process, replacing
 from distill.students.config import DataSection, SourceSection
 from distill.students.data import load_messages
 from distill.students.summary import SourceUsage
@@ -264,14 +262,11 @@ def write_mixture(cfg: MixConfig) -> Path:
     """Draw the mixture and write it as one dataset directory, swapped in whole (lock held, staging beside it)."""
     started = time.time()
     out = Path(cfg.run_dir)
-    with locks.holding(out, "mix"):
-        check_apart_from_inputs(out, [(f"data.sources.{i}.source", s.source) for i, s in enumerate(cfg.data.sources)],
-                                "run_dir")
-        check_replaceable(out, "mix", "run_dir")
+    inputs = [(f"data.sources.{i}.source", s.source) for i, s in enumerate(cfg.data.sources)]
+    with replacing(out, "mix", cfg, "run_dir", inputs) as run:
+        staging = run.dir
         rows = draw_mixture(cfg.data)
         say(f"[mix {cfg.name}] {rows.describe()}")
-        staging = staging_dir_for(out)
-        run = Run(staging, "mix", cfg, lock_dir=out).start()
         _write_shards(rows, staging, cfg.shard_rows)
         counts = rows.rows_per_source()
         MixtureSummary(name=cfg.name, rows=len(rows.dataset), seed=seed_of(cfg.data),
@@ -279,7 +274,6 @@ def write_mixture(cfg: MixConfig) -> Path:
                                 for s, n in zip(rows.sources, counts)],
                        config=cfg.model_dump(mode="json")).write(staging)
         run.finish(rows=len(rows.dataset), **{f"rows_{s['name']}": n for s, n in zip(rows.sources, counts)})
-        replace_dir(staging, out)
     say(f"[mix {cfg.name}] done: {fmt_count(len(rows.dataset))} rows from {len(counts)} sources in "
         f"{fmt_duration(time.time() - started)} -> {out} (a student's data.source)")
     return out

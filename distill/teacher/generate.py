@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 from distill.engines import SamplingParams, make_engine
 from distill.errors import DistillError, UsageError
 from distill.progress import fmt_count, fmt_duration, say
-from distill.runs import Run
+from distill.runs import Manifest, Run
 from distill.teacher.config import GenerateConfig
 from distill.teacher.summary import GenerateSummary
 from distill.teacher.prompts import Prompt, load_prompts, source_name
@@ -189,13 +188,9 @@ def check_manifest(run_dir: Path, traces_dir: Path) -> None:
     """Shards whose settings are unknown (no readable generate manifest beside them) are not resumed over."""
     if not shard_paths(traces_dir):
         return
-    path = run_dir / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        known = isinstance(manifest, dict) and manifest.get("stage") == "generate" and "fingerprint" in manifest
-    except (OSError, ValueError):
-        known = False
-    if not known:
+    path = run_dir / Manifest.FILE
+    manifest = Manifest.find(run_dir)
+    if manifest is None or manifest.stage != "generate" or manifest.fingerprint is None:
         raise UsageError(f"{traces_dir}: holds trace shards but {path} is missing or unreadable, so the settings "
                          "they were made with are unknown and resuming could mix traces of different settings; "
                          "restore the manifest, or move the shards away, or use a new run_dir")

@@ -18,12 +18,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from distill import locks
 from distill.config import HubIdOrPath, Section, load_config
 from distill.errors import UsageError
-from distill.io import atomic_write_text, replace_dir, staging_dir_for
+from distill.io import atomic_write_text
 from distill.progress import say
-from distill.runs import Run, Summary, check_apart_from_inputs, check_replaceable
+from distill.runs import Summary, replacing
 from distill.teacher import prompts
 from distill.teacher.config import PromptsSection
 from distill.teacher.pool_dedup import ProblemDeduper, boilerplate_shingles
@@ -178,11 +177,9 @@ def build_pool(cfg: PoolConfig) -> Path:
         if repeated:
             raise UsageError(f"sources.{i}.fields.id: {src.source} repeats the id {repeated[0].removeprefix(src.name + '-')!r}; "
                              "map a column that names each problem once, or none (ids are then the problem's hash)")
-    with locks.holding(final, "prompts"):
-        check_apart_from_inputs(final, [(f"sources.{i}.source", src.source) for i, src in enumerate(cfg.sources)], "run_dir")
-        check_replaceable(final, "prompts", "run_dir")
-        staging = staging_dir_for(final)
-        run = Run(staging, "prompts", cfg, lock_dir=final).start()
+    inputs = [(f"sources.{i}.source", src.source) for i, src in enumerate(cfg.sources)]
+    with replacing(final, "prompts", cfg, "run_dir", inputs) as run:
+        staging = run.dir
         kept, summary = dedup_sources(cfg, loaded)
         columns = list(dict.fromkeys(c for row in kept for c in row))  # every row gets every column, as a table
         atomic_write_text(staging / OUTPUT, "".join(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False) + "\n"
@@ -190,7 +187,6 @@ def build_pool(cfg: PoolConfig) -> Path:
         summary.seconds = round(time.time() - started, 2)
         summary.write(staging)
         run.finish(rows_in=summary.rows_in, rows_kept=summary.rows_kept)
-        replace_dir(staging, final)
     say(f"[prompts {cfg.name}] {summary.rows_in:,} problems from {len(cfg.sources)} sources -> {summary.rows_kept:,} kept "
         f"({summary.exact_duplicates:,} exact, {summary.near_duplicates:,} near duplicates) in {summary.seconds:.1f}s, "
         f"{summary.rows_per_s or 0:,} rows/s: "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from distill.config import load_config
 from distill.errors import DistillError
 from distill.io import atomic_write_json, read_jsonl, replace_dir, staging_dir_for
 from distill.progress import fmt_duration, say
+from distill.runs import Manifest
 from distill.students.config import StudentConfig
 from distill.students.train import train
 from distill.toy.check import check_model
@@ -22,8 +22,8 @@ PASS_BAND = (0.5, 0.9)
 
 def discard_completed_run(run_dir: Path) -> None:
     """A finished teacher build is rebuilt from its seed; an interrupted one resumes."""
-    manifest = run_dir / "manifest.json"
-    if manifest.exists() and json.loads(manifest.read_text()).get("status") == "completed":
+    manifest = Manifest.find(run_dir)
+    if manifest is not None and manifest.status == "completed":
         say(f"[toy-teacher] rebuilding from scratch: removing the completed run {run_dir}")
         shutil.rmtree(run_dir)
 
