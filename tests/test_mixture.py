@@ -12,7 +12,8 @@ from conftest import ROOT, run_cli, student_yaml
 from distill.config import load_config
 from distill.errors import UsageError
 from distill.students.config import DataSection, StudentConfig
-from distill.students.mixture import MixConfig, draw_mixture, training_rows
+from distill.students.mixture import MixConfig, draw_mixture
+from distill.students.training_rows import training_rows
 
 
 def chat_source(directory, tag: str, rows: int, field: str = "messages"):

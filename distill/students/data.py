@@ -1,12 +1,15 @@
-"""Load a chat `messages` dataset for SFT: a local dataset directory, a JSONL/parquet file, or a Hub id."""
+"""Load a chat `messages` dataset for SFT: a local dataset directory, a JSONL/parquet file, or a Hub id; and the
+rows a run trains on, with the source of each (`TrainingRows`: students/training_rows.py loads them)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from datasets import Dataset, load_dataset, load_from_disk
 
 from distill.config import looks_like_local_path
@@ -160,3 +163,24 @@ def content_digest(dataset: Dataset) -> str:
         digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
         digest.update(b"\n")
     return digest.hexdigest()[:16]
+
+
+@dataclass
+class TrainingRows:
+    """The rows a run trains on, in training order, and the source each came from."""
+
+    dataset: Dataset  # `messages` (and any extra columns asked for)
+    origin: np.ndarray  # per row: the index of its source in `sources`
+    sources: list[dict] = field(default_factory=list)  # per source: name, source, split (+ available: rows it holds)
+    source_row: np.ndarray | None = None  # mixtures: where each row sits in its source (`distill mix` writes it)
+
+    def rows_per_source(self) -> list[int]:
+        return np.bincount(self.origin, minlength=len(self.sources)).tolist()
+
+    def describe(self) -> str:
+        """'N rows' of one source, or 'N rows from K sources: a n (s%), ...' of a mixture."""
+        total = len(self.dataset)
+        if len(self.sources) == 1:
+            return f"{self.sources[0]['source']}, {total:,} rows"
+        parts = [f"{s['name']} {n:,} ({100 * n / max(total, 1):.1f}%)" for s, n in zip(self.sources, self.rows_per_source())]
+        return f"{total:,} rows from {len(self.sources)} sources: {', '.join(parts)}"

@@ -24,10 +24,10 @@ from distill.students.callbacks import ProgressCallback
 from distill.students.checkpoints import check_disk_for_checkpoints, last_complete_checkpoint, write_failures_explained
 from distill.students.config import StudentConfig
 from distill.students import teachers
-from distill.students.data import content_digest
+from distill.students.data import TrainingRows, content_digest
 from distill.students.dtypes import DTYPES
-from distill.students.mixture import TrainingRows, row_tokens, source_usage, training_rows
 from distill.students.summary import TrainSummary
+from distill.students.training_rows import row_tokens, source_usage, training_rows
 from distill.students.kd import KD_COLUMNS, KDCollator, KDTrainer, tokenize_kd
 from distill.students.onpolicy import OnPolicyTrainer, prompts_dataset
 
