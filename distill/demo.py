@@ -22,9 +22,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from distill.config import Section
+from distill.config import Section, read_yaml
 from distill.errors import DistillError, UsageError
 from distill.progress import fmt_duration, say
+from distill.students.methods import DEFAULT_METHOD, training_method
 
 
 class DemoConfig(Section):
@@ -193,7 +194,8 @@ def demo(cfg: DemoConfig) -> Path:
               "toy-student-sft-control": (cfg.sft_control, run_dir / "curated")}
     timings["continue the curated student"] = train_students(cfg, {
         name: student_args(cfg, name, recipe, source, cfg.second_steps) + [f"model.name_or_path={start}"]
-        + ([f"teacher.model={cfg.second_teacher}"] if name.endswith("on-policy") else [])
+        + ([f"teacher.model={cfg.second_teacher}"]
+           if training_method(read_yaml(recipe).get("method", DEFAULT_METHOD)).needs_teacher else [])
         for name, (recipe, source) in second.items()})
     students.update(second)
     names = list(selection_sets)

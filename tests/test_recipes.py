@@ -8,8 +8,8 @@ import yaml
 from conftest import ROOT
 from distill.config import load_config
 from distill.students.config import StudentConfig
-from distill.students.train import sft_args
 from distill.students import chat
+from distill.students.methods.sft import sft_args
 
 RECIPES = sorted((ROOT / "students").glob("*.yaml"))
 R1_STUDENTS = {
@@ -77,7 +77,7 @@ def test_two_stage_recipes_distill_on_policy_from_a_served_same_tokenizer_teache
     serve = load_config(ROOT / cfg.teacher.serve, ServeConfig)
     assert serve.model == teacher and serve.args["max-logprobs"] >= cfg.teacher.top_k
     # The served teacher listens beyond loopback behind a key: the student sends the same variable.
-    from distill.students.teachers import served
+    from distill.students.logit_teacher import served
 
     assert serve.api_key_env and served(cfg)[0].api_key_env == serve.api_key_env
     # The starting point is the stage-1 SFT model of the same family (the one-stage recipe's base, distilled).

@@ -2,7 +2,7 @@
 
 import pytest
 
-from distill.students.train import checkpointing_arg
+from distill.students.arguments import checkpointing_arg
 
 
 @pytest.mark.parametrize("name", ["SFTConfig", "DistillationConfig"])

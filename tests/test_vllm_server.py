@@ -137,7 +137,7 @@ def test_server_scores_equal_the_local_teachers_logprobs(vllm_server):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from distill.students.onpolicy import ServerScorer
+    from distill.students.logit_teacher import ServerScorer
     from distill.engines.config import EngineSection
 
     base_url, _, _ = vllm_server

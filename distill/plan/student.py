@@ -12,6 +12,7 @@ from distill.plan.memory import (GIB, ModelShape, Sharding, activations, estimat
                                  model_states, parameter_count)
 from distill.plan.render import Plan, amount, count, gib
 from distill.plan.tokens import count_tokens
+from distill.students.methods import training_method
 
 # Kept free of the GPU's memory: CUDA context, NCCL buffers, allocator fragmentation (override: --headroom).
 DEFAULT_HEADROOM = 0.10
@@ -50,7 +51,7 @@ def suggestion(cfg, shape: ModelShape, setting: Setting, cluster: Cluster, usabl
     tries: list[tuple[str, Any, Setting]] = []
     if not setting.checkpointing:
         tries.append(("training.gradient_checkpointing=true", shape, replace(setting, checkpointing=True)))
-    if not setting.liger and cfg.method == "sft":
+    if not setting.liger and training_method(cfg.method).next_token_loss:
         tries.append(("training.use_liger_kernel=true (its RMSNorm and SwiGLU kernels keep less)", shape,
                       replace(setting, liger=True)))
     if setting.sharding.kind in ("ddp", "zero2"):
@@ -107,7 +108,8 @@ def plan_student(cfg, config_path: str, opts) -> Plan:
     headroom = DEFAULT_HEADROOM if opts.headroom is None else opts.headroom
     shape = model_shape(cfg.model.name_or_path, cfg.model.config_overrides, cfg.model.dtype, cfg.lora)
     setting = Setting(cluster.sharding, cluster.total_gpus, t.per_device_train_batch_size * t.max_length,
-                      t.gradient_checkpointing, t.use_liger_kernel, logits=cfg.method == "on-policy")
+                      t.gradient_checkpointing, t.use_liger_kernel,
+                      logits=training_method(cfg.method).materialises_logits)
     on = per_gpu(shape, replace(setting, checkpointing=True))
     off = per_gpu(shape, replace(setting, checkpointing=False))
     configured = on if t.gradient_checkpointing else off
@@ -145,7 +147,7 @@ def plan_student(cfg, config_path: str, opts) -> Plan:
                              "an fp32 hidden-state gradient and the head's weight gradient"),
         f"headroom: {headroom:.0%} of the GPU kept free (CUDA context, NCCL buffers, fragmentation); --headroom",
     ]
-    if cfg.method != "sft":
+    if training_method(cfg.method).needs_teacher:
         plan.notes.append(f"method {cfg.method}: a local teacher's memory is not counted")
     rows = load_rows()
     checks = measured_checks(shape, rows)

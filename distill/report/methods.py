@@ -19,6 +19,7 @@ from distill.report.loading import Inputs, ModelRun
 from distill.report.plots import pass_at_1_on_log_x
 from distill.report.stats import PairedDifference, compare
 from distill.report.tables import DASH, difference, interval
+from distill.students.methods import training_method
 
 
 @dataclass
@@ -61,10 +62,10 @@ def teacher_tokens(chain: list[ModelRun], inputs: Inputs) -> int | None:
     own = data_generations(chain[0], inputs)  # unknown (data elsewhere, an older run): every generation given
     generations = {d: g for d, g in generations.items() if d in own} or generations
     generated = sum(g.completion_tokens for g in generations.values()) if generations else None
-    total = generated if chain[0].training.summary.method in ("sft", "kd") else 0
+    total = generated if training_method(chain[0].training.summary.method).learns_from_teacher_text else 0
     for stage in chain:
         scored = stage.training.summary.teacher_tokens_scored
-        if stage.training.summary.method == "on-policy":
+        if training_method(stage.training.summary.method).teacher_scores_samples:
             if scored is None:
                 return None
             total = (total or 0) + scored

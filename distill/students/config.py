@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from distill.config import HubIdOrPath, Section
+from distill.students.methods import DEFAULT_METHOD, method_names, training_method
 
 
 class ModelSection(Section):
@@ -166,9 +168,9 @@ class DistillationSection(Section):
     """Knobs of the kd and on-policy losses. Each default names its source."""
 
     # 0 = forward KL(teacher || student), 1 = reverse KL(student || teacher), between = generalized JSD.
-    # Default per method: kd 0 (Hinton et al. 2015: the student matches the teacher's soft targets on the teacher's
-    # text); on-policy 1 (TRL DistillationConfig default; Thinking Machines, "On-Policy Distillation", 2025, and
-    # Qwen3's on-policy stage use the reverse KL on the student's own samples).
+    # Default per method (its default_beta, students/methods/): kd 0 (Hinton et al. 2015: the student matches the
+    # teacher's soft targets on the teacher's text); on-policy 1 (TRL DistillationConfig default; Thinking Machines,
+    # "On-Policy Distillation", 2025, and Qwen3's on-policy stage use the reverse KL on the student's own samples).
     beta: float | None = Field(default=None, ge=0, le=1)
     # Softmax temperature of both distributions in the loss, and of on-policy sampling (TRL DistillationConfig: 1.0;
     # GKD, Agarwal et al. 2024, samples the student at temperature 1).
@@ -186,15 +188,13 @@ class DistillationSection(Section):
     lmbda: float = Field(default=1.0, ge=0, le=1)
 
 
-METHODS = ("sft", "kd", "on-policy")
-
-
 class StudentConfig(Section):
     name: str
     run_dir: str | None = None  # default: runs/students/<name>
     # sft: supervised fine-tuning on the teacher's text; kd: plus a KL term to the teacher's stored top-k logprobs;
-    # on-policy: the student samples, the teacher scores every sampled token.
-    method: Literal["sft", "kd", "on-policy"] = "sft"
+    # on-policy: the student samples, the teacher scores every sampled token. Any method registered in
+    # students/methods/, which also checks the settings below that depend on it.
+    method: str = DEFAULT_METHOD
     model: ModelSection
     data: DataSection
     training: TrainingSection
@@ -202,23 +202,24 @@ class StudentConfig(Section):
     teacher: TeacherSection = Field(default_factory=TeacherSection)
     distillation: DistillationSection = Field(default_factory=DistillationSection)
 
+    @field_validator("method", mode="before")
+    @classmethod
+    def _registered(cls, name: Any) -> Any:
+        names = method_names()
+        if name not in names:  # worded as pydantic words a Literal's error, which this field was
+            quoted = [repr(n) for n in names]
+            expected = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        return name
+
     @model_validator(mode="after")
     def _defaults(self) -> StudentConfig:
         if self.run_dir is None:
             self.run_dir = f"runs/students/{self.name}"
         if self.lora.quantization != "none" and not self.lora.enabled:
             raise ValueError("lora.quantization needs lora.enabled: true (QLoRA trains an adapter)")
+        method = training_method(self.method)
         if self.distillation.beta is None:
-            self.distillation.beta = 0.0 if self.method == "kd" else 1.0
-        if self.method != "sft" and not (self.teacher.model or self.teacher.tokenizer or self.teacher.remote):
-            raise ValueError(f"method {self.method}: teacher.model is required (a local teacher, or its tokenizer when the "
-                             "teacher is a server or its logprobs are stored)")
-        if self.method == "kd" and self.teacher.remote:
-            raise ValueError("method kd: learns from the logprobs stored with the traces; teacher.serve / "
-                             "teacher.base_urls are for on-policy")
-        if self.method == "kd" and self.training.use_liger_kernel:
-            raise ValueError("method kd: training.use_liger_kernel must be false (kd computes its own loss from the hidden "
-                             "states, which liger's fused loss does not return)")
-        if self.method != "sft" and self.training.packing:
-            raise ValueError(f"method {self.method}: training.packing must be false (the teacher's logprobs are per trace)")
+            self.distillation.beta = method.default_beta
+        method.check(self)
         return self

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from distill.runs import Summary
+from distill.students.methods.sft import SFT
 
 
 class SourceUsage(BaseModel):
@@ -36,7 +37,8 @@ class TrainSummary(Summary):
     parameters: int | None = None
     lora: bool = False
     world_size: int = 1
-    method: str = "sft"
+    method: str = SFT.name  # summaries written before there were other methods are of sft runs
+    # Filled by the method (its summary_fields, students/methods/):
     teacher: str | None = None  # kd and on-policy
     teacher_tokens_scored: int | None = None  # on-policy: completion tokens the teacher scored
     off_policy_batches: int | None = None  # on-policy: batches trained on the teacher's trace (lmbda < 1)

@@ -1,15 +1,14 @@
 """`distill train students/<run>.yaml`: a student trained with TRL, full or LoRA, resumable.
 
-The method picks the trainer: `sft` (SFTTrainer on chat traces), `kd` (SFT plus the stored teacher logprobs,
-students/kd.py) or `on-policy` (the teacher scores the student's samples, students/onpolicy.py). Run directory,
-resume, manifest, progress and summary are the same for all three.
+The method (students/methods/: `sft`, `kd`, `on-policy` or any other registered) prepares the rows, loads the teacher
+and builds the trainer. Run directory, resume, manifest, progress and summary are the same for all.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,14 +22,11 @@ from distill.students import attention, chat
 from distill.students.callbacks import ProgressCallback
 from distill.students.checkpoints import check_disk_for_checkpoints, last_complete_checkpoint, write_failures_explained
 from distill.students.config import StudentConfig
-from distill.students import teachers
 from distill.students.data import TrainingRows, content_digest
 from distill.students.dtypes import DTYPES
+from distill.students.methods import training_method
 from distill.students.summary import TrainSummary
 from distill.students.training_rows import row_tokens, source_usage, training_rows
-from distill.students.kd import KD_COLUMNS, KDCollator, KDTrainer, tokenize_kd
-from distill.students.onpolicy import OnPolicyTrainer, prompts_dataset
-
 
 
 def _load_model_config(cfg: StudentConfig):
@@ -91,76 +87,6 @@ def _peft_config(cfg: StudentConfig):
     )
 
 
-def sft_args(cfg: StudentConfig, setup: chat.ChatSetup, on_gpu: bool):
-    from trl import SFTConfig
-
-    t = cfg.training
-    known = dict(
-        max_length=t.max_length,
-        packing=t.packing,
-        assistant_only_loss=t.assistant_only_loss,
-        chat_template_path=setup.chat_template_path,
-        eos_token=setup.eos_token,
-        dataset_num_proc=t.dataset_num_proc,
-    )
-    if cfg.method == "kd":  # rows come tokenized, with the teacher's logprobs beside them (students/kd.py)
-        known.update(assistant_only_loss=False, dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False)
-    return trainer_args(SFTConfig, cfg, on_gpu, known)
-
-
-def on_policy_args(cfg: StudentConfig, on_gpu: bool):
-    from trl import DistillationConfig
-
-    d = cfg.distillation
-    return trainer_args(DistillationConfig, cfg, on_gpu, dict(
-        beta=d.beta, temperature=d.temperature, max_completion_length=d.max_completion_length))
-
-
-def checkpointing_arg(config_class) -> str:
-    """transformers 5.2x renamed gradient_checkpointing to activation_checkpointing; GPU images still ship older ones."""
-    return "activation_checkpointing" if "activation_checkpointing" in {f.name for f in fields(config_class)} \
-        else "gradient_checkpointing"
-
-
-def trainer_args(config_class, cfg: StudentConfig, on_gpu: bool, specific: dict):
-    """The TrainingArguments every method shares, plus the method's own (`specific`) and `training.extra`."""
-    t = cfg.training
-    bf16 = t.bf16 and on_gpu
-    if t.bf16 and not on_gpu:
-        say("no GPU: training in float32 (bf16 needs a GPU)")
-    known = dict(
-        output_dir=str(Path(cfg.run_dir) / "checkpoints"),
-        **specific,
-        num_train_epochs=t.num_train_epochs,
-        max_steps=t.max_steps,
-        per_device_train_batch_size=t.per_device_train_batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps,
-        learning_rate=t.learning_rate,
-        lr_scheduler_type=t.lr_scheduler_type,
-        warmup_steps=t.warmup_steps,
-        weight_decay=t.weight_decay,
-        max_grad_norm=t.max_grad_norm,
-        bf16=bf16,
-        **{checkpointing_arg(config_class): t.gradient_checkpointing and on_gpu},
-        use_liger_kernel=t.use_liger_kernel,
-        logging_steps=t.logging_steps,
-        save_strategy="steps",
-        save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit,
-        seed=t.seed,
-        data_seed=t.seed,
-        dataloader_num_workers=t.dataloader_num_workers,
-        report_to=t.report_to or "none",
-        disable_tqdm=True,
-        ddp_find_unused_parameters=False,  # dense students use every parameter; the search costs a graph walk
-        use_cpu=not on_gpu,
-    )
-    try:
-        return config_class(**{**known, **t.extra})
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"training: invalid {cfg.method} settings: {str(exc).splitlines()[0]}") from None
-
-
 # Settings that may change between a crash and the resume: they do not change what is trained.
 RESUME_SAFE = {"logging_steps", "save_steps", "save_total_limit", "report_to", "dataloader_num_workers", "dataset_num_proc"}
 
@@ -177,9 +103,7 @@ def fingerprint(cfg: StudentConfig, data_content: str) -> dict:
         "training": training,
         "lora": cfg.lora.model_dump(mode="json"),
     }
-    if cfg.method != "sft":  # where the teacher is served may change between a crash and the resume; who it is may not
-        shape.update(method=cfg.method, distillation=cfg.distillation.model_dump(mode="json"),
-                     teacher=cfg.teacher.model_dump(mode="json", include={"model", "tokenizer", "served_model_name", "top_k"}))
+    shape.update(training_method(cfg.method).fingerprint(cfg))
     return shape
 
 
@@ -196,17 +120,18 @@ class Prepared:
 def prepare(cfg: StudentConfig) -> Prepared:
     """Validate everything that can fail fast, then build this run's trainer."""
     run_dir = Path(cfg.run_dir)
+    method = training_method(cfg.method)
     on_gpu = torch.cuda.is_available()
     check_optional_packages(cfg)
     model_config = _load_model_config(cfg)
     setup = chat.resolve(cfg.model.family, getattr(model_config, "model_type", None),
                          cfg.model.chat_template, cfg.model.eos_token, cfg.model.pad_token)
-    rows = training_rows(cfg.data, extra_columns=KD_COLUMNS if cfg.method == "kd" else ())
+    rows = training_rows(cfg.data, extra_columns=method.data_columns)
     dataset = rows.dataset
     data_label = cfg.data.source or ", ".join(s["source"] for s in rows.sources)  # for errors about the rows
     if is_main_process():
         say(f"[train {cfg.name}] data: {rows.describe()}")
-    args = on_policy_args(cfg, on_gpu) if cfg.method == "on-policy" else sft_args(cfg, setup, on_gpu)
+    args = method.training_arguments(cfg, setup, on_gpu)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.name_or_path, revision=cfg.model.revision,
                                               trust_remote_code=cfg.model.trust_remote_code)
     for key, token in (("eos_token", setup.eos_token), ("pad_token", setup.pad_token)):
@@ -217,7 +142,7 @@ def prepare(cfg: StudentConfig) -> Prepared:
     run = Run(run_dir, "train", cfg, fingerprint(cfg, content_digest(dataset)))
     if run.completed() and (run_dir / TrainSummary.FILE).is_file():
         return Prepared(None, run, dataset, None, rows)  # trained already: a rerun changes nothing
-    teacher = teachers.resolve(cfg, tokenizer) if cfg.method != "sft" else None
+    teacher = method.load_teacher(cfg, tokenizer)
     run.start()
 
     dtype = DTYPES[cfg.model.dtype] if on_gpu else torch.float32
@@ -230,25 +155,8 @@ def prepare(cfg: StudentConfig) -> Prepared:
     )
     common = dict(model=model, args=args, processing_class=tokenizer, peft_config=_peft_config(cfg),
                   callbacks=[ProgressCallback(run_dir / "metrics.jsonl", cfg.name)])
-    d = cfg.distillation
-    if cfg.method == "sft":
-        from trl import SFTTrainer
-
-        trainer = SFTTrainer(train_dataset=dataset, **common)
-    elif cfg.method == "kd":
-        chat_template = Path(setup.chat_template_path).read_text(encoding="utf-8") if setup.chat_template_path else None
-        tokenized = tokenize_kd(dataset, tokenizer, chat_template, tokenizer.convert_tokens_to_ids(tokenizer.eos_token
-                                if not setup.eos_token else setup.eos_token), cfg.training.max_length, data_label)
-        trainer = KDTrainer(train_dataset=tokenized, data_collator=KDCollator(tokenizer.pad_token_id), kd_weight=d.kd_weight,
-                            beta=d.beta, temperature=d.temperature, tail=d.tail, **common)
-    else:
-        if setup.chat_template_path:  # DistillationTrainer renders prompts with the tokenizer's own template
-            tokenizer.chat_template = Path(setup.chat_template_path).read_text(encoding="utf-8")
-        if setup.eos_token:
-            tokenizer.eos_token = setup.eos_token  # sampling stops at the end of the turn
-        tokenizer.padding_side = "left"
-        trainer = OnPolicyTrainer(teacher_model=teacher.model, train_dataset=prompts_dataset(dataset, data_label),
-                                  lmbda=d.lmbda, scorer=teacher.scorer, tail=d.tail, **common)
+    train_dataset = method.training_dataset(cfg, setup, dataset, tokenizer, data_label)
+    trainer = method.build_trainer(cfg, setup, train_dataset, teacher, common)
     trainer.remove_callback(PrinterCallback)  # our ProgressCallback prints instead of raw log dicts
     if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and not trainer.is_fsdp_enabled:
         # accelerate (1.15) enables FSDP only for GPU-type runs; on CPU processes it drops the config without a word
@@ -263,6 +171,7 @@ def prepare(cfg: StudentConfig) -> Prepared:
 def train(cfg: StudentConfig) -> Path:
     """Train one student; returns the directory of the final (merged) model."""
     started = time.time()
+    method = training_method(cfg.method)
     prepared = prepare(cfg)
     trainer, run_dir = prepared.trainer, Path(cfg.run_dir)
     if trainer is None:
@@ -285,14 +194,8 @@ def train(cfg: StudentConfig) -> Path:
         final_loss=round(metrics[-1]["loss"], 4) if metrics else None, tokens=tokens, examples=len(prepared.dataset),
         wall_seconds=round(wall, 1), resumed_from=str(prepared.checkpoint) if prepared.checkpoint else None,
         parameters=sum(p.numel() for p in trainer.model.parameters()), lora=cfg.lora.enabled,
-        world_size=trainer.args.world_size, method=cfg.method)
-    if cfg.method == "on-policy":
-        summary.teacher = cfg.teacher.served_model_name or cfg.teacher.model or cfg.teacher.serve
-        summary.teacher_tokens_scored, summary.off_policy_batches = trainer.teacher_tokens, trainer.off_policy_batches
-        if trainer.scorer is not None:
-            trainer.scorer.close()
-    elif cfg.method == "kd":
-        summary.teacher = cfg.teacher.model or cfg.teacher.tokenizer
+        world_size=trainer.args.world_size, method=cfg.method, **method.summary_fields(cfg, trainer))
+    method.close(trainer)
     if not trainer.accelerator.is_main_process:
         return final
     tokens_per_row = row_tokens(prepared.dataset, trainer.processing_class, _template_text(prepared.chat_template),

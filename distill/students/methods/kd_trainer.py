@@ -1,4 +1,5 @@
-"""`method: kd`: SFT on the teacher's traces plus a divergence to the teacher's top-k logprobs stored with them.
+"""The trainer of `method: kd` (kd.py): SFT on the teacher's traces plus a divergence to the teacher's top-k logprobs
+stored with them.
 
 TRL trains on teacher logits computed live (GKD) or fetched per batch from a server; neither reads logprobs stored
 at generation time, which cost nothing more to use once the traces exist. So the student is trained on the
@@ -15,9 +16,8 @@ from trl import SFTTrainer
 
 from distill.errors import UsageError
 from distill.students.losses import NO_TOKEN, chunked_losses
-from distill.traces import top_k_arrays
+from distill.traces import LOGPROB_COLUMNS, top_k_arrays
 
-KD_COLUMNS = ["token_ids", "logprob_ids", "logprobs"]
 NO_LOGPROBS = ("carry no teacher logprobs: generate with sampling.top_logprobs=20 and curate with "
                "curate.keep_logprobs=true")
 
@@ -32,7 +32,7 @@ def tokenize_kd(dataset: Dataset, tokenizer, chat_template: str | None, eos_id: 
     """Rows of (messages + stored logprobs) -> input_ids, labels (-100 on the prompt), and per position the teacher's
     top-k ids and logprobs for the token at that position (NO_TOKEN rows where there are none: the prompt, an
     appended EOS)."""
-    missing = [i for i, row in enumerate(dataset.select_columns(KD_COLUMNS)) if not row["token_ids"] or not row["logprob_ids"]]
+    missing = [i for i, row in enumerate(dataset.select_columns(LOGPROB_COLUMNS)) if not row["token_ids"] or not row["logprob_ids"]]
     if missing:
         raise UsageError(f"data.source: {source}: {len(missing)} of {len(dataset)} rows (first: row {missing[0]}) {NO_LOGPROBS}")
 

@@ -1,5 +1,5 @@
-"""`method: on-policy`: the student samples completions, the teacher scores every sampled token, and the loss is the
-generalized JSD between them (TRL's DistillationTrainer), per completion token.
+"""The trainer of `method: on-policy` (on_policy.py): the student samples completions, the teacher scores every
+sampled token, and the loss is the generalized JSD between them (TRL's DistillationTrainer), per completion token.
 
 What TRL lacks and this adds:
 - a teacher behind an OpenAI-compatible vLLM server reached through distill's own engine (endpoint failover,
@@ -12,7 +12,6 @@ What TRL lacks and this adds:
 
 from __future__ import annotations
 
-import asyncio
 import random
 import warnings
 
@@ -21,8 +20,9 @@ from datasets import Dataset
 from trl import DistillationTrainer
 
 from distill.errors import UsageError
-from distill.students.kd import prompt_of
+from distill.students.logit_teacher import ServerScorer
 from distill.students.losses import NO_TOKEN, chunked_losses
+from distill.students.methods.kd_trainer import prompt_of
 from distill.traces import flatten_top_k
 
 # TRL's DistillationTrainer asks the model for a property transformers has renamed; nothing for users to do.
@@ -38,28 +38,6 @@ def prompts_dataset(dataset: Dataset, source: str) -> Dataset:
         return {"prompt": prompt, "completion": row["messages"][len(prompt)]["content"]}
 
     return dataset.map(split, remove_columns=dataset.column_names, desc="Prompts for on-policy sampling")
-
-
-class ServerScorer:
-    """Top-k teacher logprobs of given token sequences from an OpenAI-compatible vLLM server (`prompt_logprobs`)."""
-
-    def __init__(self, engine_cfg, top_k: int):
-        from distill.engines.openai import OpenAIEngine
-
-        self.engine = OpenAIEngine(engine_cfg)
-        self.top_k = top_k
-        self.loop = asyncio.new_event_loop()
-
-    def score(self, sequences: list[list[int]], starts: list[int]) -> list[tuple[list[list[int]], list[list[float]]]]:
-        """Per sequence, the teacher's top-k (ids, logprobs) at each position from its start on."""
-        async def all_of():
-            return await asyncio.gather(*(self.engine.score(seq, start, self.top_k) for seq, start in zip(sequences, starts)))
-
-        return self.loop.run_until_complete(all_of())
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.engine.close())
-        self.loop.close()
 
 
 class OnPolicyTrainer(DistillationTrainer):

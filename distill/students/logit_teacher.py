@@ -1,8 +1,10 @@
-"""The teacher of a `kd` or `on-policy` run: its tokenizer checked against the student's, then a local model beside
-the student or a scorer for a served one."""
+"""The teacher model of a `kd` or `on-policy` run: its tokenizer checked against the student's (logit distillation
+compares token ids), then, for a teacher that scores live, a local model beside the student or a scorer for a served
+one."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +20,28 @@ from distill.students.dtypes import DTYPES
 # Same-tokenizer teachers for the R1-Distill students (the two-stage recipes in students/).
 WAYS_OUT = ("a teacher with the student's tokenizer (Qwen2.5 students: DeepSeek-R1-Distill-Qwen-32B or our own 32B "
             "student; Llama 3 students: DeepSeek-R1-Distill-Llama-70B), or method: sft on the teacher's traces")
+
+
+class ServerScorer:
+    """Top-k teacher logprobs of given token sequences from an OpenAI-compatible vLLM server (`prompt_logprobs`)."""
+
+    def __init__(self, engine_cfg, top_k: int):
+        from distill.engines.openai import OpenAIEngine  # deferred: the HTTP client, for served teachers only
+
+        self.engine = OpenAIEngine(engine_cfg)
+        self.top_k = top_k
+        self.loop = asyncio.new_event_loop()
+
+    def score(self, sequences: list[list[int]], starts: list[int]) -> list[tuple[list[list[int]], list[list[float]]]]:
+        """Per sequence, the teacher's top-k (ids, logprobs) at each position from its start on."""
+        async def all_of():
+            return await asyncio.gather(*(self.engine.score(seq, start, self.top_k) for seq, start in zip(sequences, starts)))
+
+        return self.loop.run_until_complete(all_of())
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.engine.close())
+        self.loop.close()
 
 
 @dataclass
@@ -67,7 +91,9 @@ def served(cfg):
     return engine, name, model
 
 
-def resolve(cfg, student_tokenizer) -> Teacher:
+def resolve(cfg, student_tokenizer, live: bool) -> Teacher:
+    """The teacher of the StudentConfig `cfg`, its tokenizer checked. live: it scores during training (a local model or
+    a server); else only its tokenizer matters (its logprobs are stored with the traces)."""
     t = cfg.teacher
     student_name = cfg.model.name_or_path
     if t.remote:
@@ -76,11 +102,9 @@ def resolve(cfg, student_tokenizer) -> Teacher:
     else:
         name, tokenizer_name = t.model or t.tokenizer, t.tokenizer or t.model
     check_same_tokenizer(student_tokenizer, load_tokenizer(tokenizer_name, "teacher.tokenizer"), student_name, tokenizer_name)
-    if cfg.method == "kd":
+    if not live:
         return Teacher(None, None, name)
     if t.remote:
-        from distill.students.onpolicy import ServerScorer
-
         say(f"[train {cfg.name}] teacher {name} served at {', '.join(engine.base_urls)} (top-{t.top_k} logprobs)")
         return Teacher(None, ServerScorer(engine, t.top_k), name)
     on_gpu = torch.cuda.is_available()
