@@ -11,7 +11,7 @@ import yaml
 from conftest import ROOT, run_cli
 from distill.config import load_config
 from distill.curate.config import CurateSection
-from distill.curate.decide import decide
+from distill.curate.keep import keep_or_reject
 from distill.curate.run import curate
 from distill.curate.screen import Outcome
 from distill.curate.selection import SelectionInputs
@@ -41,7 +41,7 @@ def test_band_keeps_exactly_the_prompts_whose_teacher_pass_rate_is_inside():
                 + outcomes_for("once", [False, False, True, False]) + outcomes_for("never", [False] * 4)
                 + outcomes_for("three", [True, True, False, True]))
     selection = SelectionInputs()
-    kept, rejected = decide(outcomes, curate_section(pass_rate={"min": 0.3, "max": 0.75}), selection)
+    kept, rejected = keep_or_reject(outcomes, curate_section(pass_rate={"min": 0.3, "max": 0.75}), selection)
     assert kept_prompts(kept) == {"half", "three"}
     assert len(kept) == 2 + 3
     reasons = {o.trace_id: o.reason for o in rejected}
@@ -51,8 +51,8 @@ def test_band_keeps_exactly_the_prompts_whose_teacher_pass_rate_is_inside():
     assert {p: r.rate for p, r in selection.teacher.items()} == {"always": 1.0, "half": 0.5, "once": 0.25, "never": 0.0,
                                                                  "three": 0.75}
     # The band's ends are inclusive: [0.25, 1.0] keeps every prompt with a correct sample.
-    kept, _ = decide(outcomes_for("always", [True] * 4) + outcomes_for("once", [False, False, True, False]),
-                     curate_section(pass_rate={"min": 0.25, "max": 1.0}))
+    kept, _ = keep_or_reject(outcomes_for("always", [True] * 4) + outcomes_for("once", [False, False, True, False]),
+                             curate_section(pass_rate={"min": 0.25, "max": 1.0}))
     assert kept_prompts(kept) == {"always", "once"}
 
 
@@ -60,7 +60,7 @@ def test_pass_rate_counts_only_verified_samples():
     outcomes = outcomes_for("p", [True, False, True])
     outcomes.append(Outcome("p-3", "p", 3, "s", "2", 5, 5, reason="format: no closing </think>"))  # never judged
     selection = SelectionInputs()
-    decide(outcomes, curate_section(), selection)
+    keep_or_reject(outcomes, curate_section(), selection)
     assert (selection.teacher["p"].correct, selection.teacher["p"].verified) == (2, 3)
 
 
@@ -82,7 +82,7 @@ def test_subset_respects_count_quotas_difficulty_and_length():
     for o in pool:
         if o.verdict[0] and o.length > longest.get(o.prompt_id, (-1, ""))[0]:
             longest[o.prompt_id] = (o.length, o.trace_id)
-    kept, rejected = decide(pool, curate_section(subset={"count": 5, "diversity": "source"}, seed=3))
+    kept, rejected = keep_or_reject(pool, curate_section(subset={"count": 5, "diversity": "source"}, seed=3))
     assert len(kept) == 5 and len(kept_prompts(kept)) == 5  # one trace per prompt
     by_source = {s: sorted(o.prompt_id for o in kept if o.source == s) for s in "abc"}
     # Round-robin: c has one prompt, so a and b share the other four evenly.
@@ -98,17 +98,17 @@ def test_subset_is_deterministic_whatever_the_order_and_seeded():
     for order_seed in range(3):
         pool = subset_pool()
         random.Random(order_seed).shuffle(pool)
-        kept, _ = decide(pool, curate_section(subset={"count": 4, "difficulty": "random", "length": "any"}, seed=7))
+        kept, _ = keep_or_reject(pool, curate_section(subset={"count": 4, "difficulty": "random", "length": "any"}, seed=7))
         chosen.append(sorted(o.trace_id for o in kept))
     assert chosen[0] == chosen[1] == chosen[2]
-    other = [sorted(o.trace_id for o in decide(subset_pool(), curate_section(
+    other = [sorted(o.trace_id for o in keep_or_reject(subset_pool(), curate_section(
         subset={"count": 4, "difficulty": "random", "length": "any"}, seed=s))[0]) for s in range(8, 12)]
     assert any(c != chosen[0] for c in other)  # the seed matters
 
 
 def test_subset_length_band_and_count_larger_than_pool():
     pool = outcomes_for("p", [True, True], lengths=[5, 500]) + outcomes_for("q", [True], lengths=[7])
-    kept, rejected = decide(pool, curate_section(subset={"count": 10, "max_tokens": 100}))
+    kept, rejected = keep_or_reject(pool, curate_section(subset={"count": 10, "max_tokens": 100}))
     assert sorted(o.trace_id for o in kept) == ["p-0", "q-0"]  # p's 500-token trace is outside the band
     assert [o.reason for o in rejected] == ["not in subset"]
 

@@ -12,7 +12,7 @@ from conftest import SHARED_DATA, run_cli
 from programs import SECOND_LARGEST, SHORTEST_PATHS
 from distill.io import read_jsonl
 from distill.verify.code import extract_code, status_and_detail, verify_code
-from distill.verify.judge import judge_code, judge_many, judge_math
+from distill.verify.pool import judge_code, judge_many, judge_math
 from distill.verify.math import MathScorer
 from distill.verify.sandbox import Limits, LocalSandbox, python_argv
 

@@ -30,11 +30,11 @@ import numpy as np
 import pyarrow as pa
 
 from distill.curate.config import CurateConfig
-from distill.curate.decide import decide
+from distill.curate.keep import keep_or_reject
 from distill.curate.decontaminate import load_benchmarks
 from distill.curate.model_judge import JUDGE_FIELDS, judge_outcomes
 from distill.curate.screen import Outcome, VerdictCache, screen_traces
-from distill.curate.student_pass import prepare_selection
+from distill.curate.student_filter import prepare_selection
 from distill.curate.summary import closing_line, summarize
 from distill.errors import UsageError
 from distill.progress import say
@@ -90,7 +90,7 @@ def curate(cfg: CurateConfig) -> Path:
         outcomes = screen_traces(traces_dir, rank, c, decon, VerdictCache(run_dir / "verdicts", config_key))
         judged = judge_outcomes(traces_dir, rank, outcomes, c.judge, run_dir, cfg.name) if c.judge.enabled else None
         selection = prepare_selection(c, run_dir, traces_dir, rank, outcomes)  # student pass rates, metadata groups
-        kept, rejected = decide(outcomes, c, selection)
+        kept, rejected = keep_or_reject(outcomes, c, selection)
         write_outputs(traces_dir, rank, outcomes, staging, c.keep_logprobs, c.answer_only, judged, c.judge.model)
         summary = summarize(outcomes, kept, rejected, time.time() - started, run_dir, selection)
         summary.write(staging)

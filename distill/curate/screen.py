@@ -2,7 +2,7 @@
 
 A trace is rejected by the first of: a failed generation, decontamination, the cheap filters (format, length,
 language, repetition), a missing reference; otherwise it gets a verdict: from the verdict cache, or from the
-judge (verify/judge.py: math answers scored in worker processes, code run in the sandbox, as the pass goes).
+verdict pool (verify/pool.py: math answers scored in worker processes, code run in the sandbox, as the pass goes).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from distill.curate.decontaminate import Decontaminator
 from distill.progress import say
 from distill.shards import ShardWriter
 from distill.traces import iter_batches, reference_tests
-from distill.verify.judge import Judge
+from distill.verify.pool import VerdictPool
 from distill.verify.sandbox import LocalSandbox
 from distill.verify.verdict import Verdict
 
@@ -119,7 +119,7 @@ class Screen:
 
     def __init__(self, cfg: CurateSection, decon: Decontaminator | None, cache: VerdictCache):
         self.cfg, self.decon, self.cache = cfg, decon, cache
-        self.judge = Judge(self.record_verdict, workers=cfg.workers, limits=cfg.sandbox.limits())
+        self.judge = VerdictPool(self.record_verdict, workers=cfg.workers, limits=cfg.sandbox.limits())
         self.contaminated: dict[str, str | None] = {}
         self.difficulty: dict[str | None, str] = {}  # by metadata JSON: prompts share it
         self.code_traces = 0

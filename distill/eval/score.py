@@ -17,7 +17,7 @@ from distill.eval.docs import answer_text
 from distill.eval.metrics import bootstrap_ci, cons_at_n, ks_up_to, pass_at_k_mean, per_problem_accuracy
 from distill.io import atomic_write_text, check_output_path, text_lines
 from distill.progress import Progress, say
-from distill.verify.judge import Judge, judge_many
+from distill.verify.pool import VerdictPool, judge_many
 from distill.verify.reasoning import is_reasoning
 from distill.verify.sandbox import Limits, Sandbox
 from distill.verify.verdict import Verdict
@@ -110,7 +110,7 @@ def score_generations(generations: list[Generation], reasoning: bool, kind: str 
         done += 1
         progress.update(done)
 
-    with Judge(record, workers=0 if workers is not None and workers <= 1 else workers) as judge:
+    with VerdictPool(record, workers=0 if workers is not None and workers <= 1 else workers) as judge:
         index = 0
         for g in generations:
             for response in g.responses:

@@ -1,7 +1,7 @@
 """Math answers: the final-answer text against a reference, with fast paths before math-verify.
 
 math-verify's timeouts use signal.alarm, which only works in a process's main thread: batches are
-scored in worker processes (`MathScorer`), never in threads. The entry point is `verify.judge.judge_math`.
+scored in worker processes (`MathScorer`), never in threads. The entry point is `verify.pool.judge_math`.
 """
 
 from __future__ import annotations

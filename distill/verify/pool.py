@@ -1,4 +1,4 @@
-"""The judge: is a response right? One function per kind of answer, and one pool for many answers.
+"""The verdicts: is a response right? One function per kind of answer, and one pool for many answers.
 
 Curation, eval, `distill score`, `distill verify-code` and the toy check all judge through here, so the
 same response gets the same verdict everywhere.
@@ -33,7 +33,7 @@ def judge_code(response: str, tests: Any, reasoning: bool = True, starter_code: 
     return verify_code(extract_code(text), tests, starter_code, entry_point, sandbox, limits)
 
 
-class Judge:
+class VerdictPool:
     """Judges answers as they are submitted; `on_verdict(tag, verdict)` is called once per tag, in no fixed order.
 
     Math goes to `MathScorer` (worker processes, each distinct answer once; workers=0: in this process), code
@@ -80,7 +80,7 @@ class Judge:
             self.code.shutdown(wait=True, cancel_futures=True)
             self.code = None
 
-    def __enter__(self) -> Judge:
+    def __enter__(self) -> VerdictPool:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -92,7 +92,7 @@ def judge_many(items: Iterable[dict], workers: int | None = None, sandbox: Sandb
     """One verdict per item, in order. An item holds `submit_code`'s arguments when it has `tests`, else
     `submit_math`'s: {"response", "reference", "reasoning", "kind"}."""
     verdicts: list[Verdict | None] = []
-    with Judge(verdicts.__setitem__, workers, sandbox, limits) as judge:
+    with VerdictPool(verdicts.__setitem__, workers, sandbox, limits) as judge:
         for index, item in enumerate(items):
             verdicts.append(None)
             (judge.submit_code if "tests" in item else judge.submit_math)(index, **item)

@@ -1,4 +1,4 @@
-"""Curation's decision, on the screened `Outcome`s: exact dedup, near-dedup, verdicts, then selection (the
+"""Which screened `Outcome`s are kept and which rejected: exact dedup, near-dedup, verdicts, then selection (the
 teacher's pass-rate band, the student's pass-rate filter, up to m traces per prompt, a chosen subset)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from distill.curate.screen import Outcome
 from distill.curate.selection import SelectionInputs, apply_band, choose_subset, teacher_pass_rates
 
 
-def decide(outcomes: list[Outcome], c: CurateSection,
-           selection: SelectionInputs | None = None) -> tuple[list[Outcome], list[Outcome]]:
+def keep_or_reject(outcomes: list[Outcome], c: CurateSection,
+                   selection: SelectionInputs | None = None) -> tuple[list[Outcome], list[Outcome]]:
     """(kept, rejected): every outcome ends with a reason, or None when kept. Rejected in the order of the reasons'
     stages (filters, near-duplicates, verdicts, selection), which the summary's counts follow. The teacher's pass
     rates per prompt are recorded in `selection.teacher` for the summary."""

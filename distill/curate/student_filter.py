@@ -27,7 +27,7 @@ from distill.engines.config import EngineSection
 from distill.errors import DistillError, UsageError
 from distill.progress import fmt_duration, say
 from distill.traces import iter_batches, reference_tests
-from distill.verify.judge import judge_many
+from distill.verify.pool import judge_many
 from distill.verify.sandbox import LocalSandbox
 
 PROMPT_COLUMNS = ["prompt_id", "prompt_messages", "answer", "tests", "metadata"]
