@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from distill.errors import DistillError
 from distill.shards import ShardWriter
 from distill.verify.reasoning import split_reasoning
+from distill.verify.stored_tests import stored_tests
 
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 SAMPLING = pa.struct([("n", pa.int64()), ("temperature", pa.float64()), ("top_p", pa.float64()),
@@ -132,44 +133,6 @@ def stored_prompt(messages: list[dict], answer: str | None, tests: Any, metadata
     """The PROMPT_COLUMNS of a trace row, as stored (and as read back)."""
     return {"prompt_messages": [{"role": m["role"], "content": m["content"]} for m in messages], "answer": answer,
             "tests": stored_tests(tests), "metadata": json.dumps(metadata, ensure_ascii=False)}
-
-
-_TEST_KEYS = {"input", "output", "testtype"}
-
-
-def _one_row_test(test: Any) -> bool:
-    """An assert string, or a {input, output, testtype} test with string values that a TESTS row holds exactly."""
-    if isinstance(test, str):
-        return True
-    return (isinstance(test, dict) and set(test) <= _TEST_KEYS and all(isinstance(v, str) for v in test.values())
-            and test.get("testtype", "stdin") in ("stdin", "functional"))
-
-
-def _test_row(testtype: str | None, input: str | None = None, output: str | None = None, code: str | None = None) -> dict:
-    return {"testtype": testtype, "input": input, "output": output, "code": code}
-
-
-def stored_tests(tests: Any) -> list[dict] | None:
-    """A prompt's reference tests -> TESTS rows; `reference_tests` gives back the very same value."""
-    if tests is None:
-        return None
-    if isinstance(tests, str):
-        return [_test_row("check", code=tests)]
-    if isinstance(tests, list) and all(_one_row_test(t) for t in tests):
-        return [_test_row("assert", code=t) if isinstance(t, str) else
-                _test_row(t.get("testtype"), t.get("input"), t.get("output")) for t in tests]
-    return [_test_row("json", code=json.dumps(tests, ensure_ascii=False))]
-
-
-def reference_tests(stored: list[dict] | None) -> Any:
-    """TESTS rows -> the tests as the prompt gave them (what the code verifier takes)."""
-    if stored is None:
-        return None
-    if len(stored) == 1 and stored[0]["testtype"] in ("check", "json"):
-        code = stored[0]["code"]
-        return code if stored[0]["testtype"] == "check" else json.loads(code)
-    return [t["code"] if t["testtype"] == "assert" else {k: t[k] for k in ("input", "output", "testtype") if t[k] is not None}
-            for t in stored]
 
 
 def prompt_digest(row: dict) -> str:

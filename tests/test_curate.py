@@ -299,7 +299,8 @@ def test_shards_of_the_earlier_schema_load_and_curate_as_before(tmp_path):
     [{"input": "", "output": "", "testtype": "assert"}], [{"input": "", "output": "", "extra": "é"}], 7,
 ])
 def test_tests_of_every_form_come_back_as_the_verifier_takes_them(tmp_path, tests):
-    from distill.traces import SCHEMA, TESTS, read_table, reference_tests, stored_tests
+    from distill.traces import SCHEMA, TESTS, read_table, stored_tests
+    from distill.verify.stored_tests import reference_tests
 
     stored = stored_tests(tests)
     assert reference_tests(stored) == tests

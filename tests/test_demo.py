@@ -92,7 +92,7 @@ def test_curation_counts_add_up_and_the_unfiltered_set_keeps_every_trace(demo_ru
     kept = sum(pq.read_metadata(p).num_rows for p in (run / "curated").glob("train-*.parquet"))
     assert kept == curated["accepted"]
     for row in pq.read_table(sorted((run / "curated").glob("train-*.parquet"))[0]).to_pylist()[:20]:
-        from distill.verify.pool import judge_math
+        from distill.verify.kinds import judge_math
 
         assert judge_math(row["response"], row["answer"]).correct  # rejection sampling kept only verified traces
 

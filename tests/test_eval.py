@@ -304,7 +304,7 @@ def test_each_repeat_of_a_prompt_gets_its_own_seed_and_a_second_run_builds_again
 def test_thinking_returned_apart_by_a_reasoning_parser_is_scored_with_the_answer():
     from distill.eval.config import SuiteConfig
     from distill.eval.lmeval import build_lm
-    from distill.verify.pool import judge_math
+    from distill.verify.kinds import judge_math
 
     url = f"http://127.0.0.1:{free_port()}/v1"
     cfg = SuiteConfig(name="t", benchmarks=[{"name": "toy", "task": "distill_toy"}],

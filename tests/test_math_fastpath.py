@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from distill.verify import math as mathv
-from distill.verify.pool import judge_math
+from distill.verify.kinds import judge_math
 
 MATH500 = Path(__file__).resolve().parents[2] / "shared" / "data" / "math" / "math500.jsonl"
 

@@ -12,7 +12,8 @@ from conftest import SHARED_DATA, run_cli
 from programs import SECOND_LARGEST, SHORTEST_PATHS
 from distill.io import read_jsonl
 from distill.verify.code import extract_code, status_and_detail, verify_code
-from distill.verify.pool import judge_code, judge_many, judge_math
+from distill.verify.kinds import answer_item, judge_code, judge_math
+from distill.verify.pool import judge_many
 from distill.verify.math import MathScorer
 from distill.verify.sandbox import Limits, LocalSandbox, python_argv
 
@@ -57,12 +58,12 @@ def test_math_scorer_reasons():
 def test_math500_and_aime_references_score_their_own_answers():
     rows = read_jsonl(SHARED_DATA / "math" / "math500.jsonl")
     aime = read_jsonl(SHARED_DATA / "math" / "aime24.jsonl")
-    items = [{"response": R + f"\\boxed{{{r['answer']}}}", "reference": r["answer"]} for r in rows]
-    items += [{"response": R + f"\\boxed{{{r['answer']}}}", "reference": str(r["answer"])} for r in aime]
+    items = [answer_item(R + f"\\boxed{{{r['answer']}}}", r["answer"]) for r in rows]
+    items += [answer_item(R + f"\\boxed{{{r['answer']}}}", str(r["answer"])) for r in aime]
     verdicts = judge_many(items, workers=2)
-    wrong = [(i["reference"], v) for i, v in zip(items, verdicts) if not v.correct]
+    wrong = [(i.reference, v) for i, v in zip(items, verdicts) if not v.correct]
     assert len(wrong) <= 5, wrong[:5]  # a reference equals itself (a few exotic LaTeX forms aside)
-    shifted = judge_many([{"response": R + "\\boxed{" + rows[(i + 1) % 50]["answer"] + "}", "reference": rows[i]["answer"]}
+    shifted = judge_many([answer_item(R + "\\boxed{" + rows[(i + 1) % 50]["answer"] + "}", rows[i]["answer"])
                           for i in range(50)], workers=0)
     assert sum(v.correct for v in shifted) <= 3  # another problem's answer is wrong
 

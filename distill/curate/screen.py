@@ -2,7 +2,8 @@
 
 A trace is rejected by the first of: a failed generation, decontamination, the cheap filters (format, length,
 language, repetition), a missing reference; otherwise it gets a verdict: from the verdict cache, or from the
-verdict pool (verify/pool.py: math answers scored in worker processes, code run in the sandbox, as the pass goes).
+verdict pool (verify/pool.py: the verifier kind that takes the trace judges it, answers in worker processes, code in
+the sandbox, as the pass goes).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -23,9 +25,9 @@ from distill.curate.config import CurateSection
 from distill.curate.decontaminate import Decontaminator
 from distill.progress import say
 from distill.shards import ShardWriter
-from distill.traces import iter_batches, reference_tests
+from distill.traces import iter_batches
+from distill.verify import kinds
 from distill.verify.pool import VerdictPool
-from distill.verify.sandbox import LocalSandbox
 from distill.verify.verdict import Verdict
 
 # What the pass reads: everything but the long lists (logprobs) and the prompt (read only for decontamination).
@@ -63,9 +65,13 @@ class TraceCache:
         for path in paths:
             table = pq.read_table(path)
             for trace_id, *values in zip(*(table.column(c).to_pylist() for c in schema.names)):
-                self.known[trace_id] = tuple(sys.intern(v) if isinstance(v, str) and len(v) < 200 else v for v in values)
+                self.known[trace_id] = self.value(values)
         self.pending: list[dict] = []
         self.writer: ShardWriter | None = None
+
+    def value(self, stored: list) -> Any:
+        """What `known` holds for a trace's stored values (short strings interned: they repeat)."""
+        return tuple(sys.intern(v) if isinstance(v, str) and len(v) < 200 else v for v in stored)
 
     def add(self, trace_id: str, *values) -> None:
         self.pending.append(dict(zip(self.schema.names, (trace_id, *values))))
@@ -102,27 +108,16 @@ def filter_reason(row: dict, cfg: CurateSection) -> str | None:
     return reason
 
 
-def verifier_for(row: dict, cfg: CurateSection) -> str:
-    """math, code or none; `no reference` where the configured verifier has nothing to check against."""
-    has_tests = bool(row["tests"])
-    has_answer = row["answer"] is not None and str(row["answer"]).strip() != ""
-    verifier = cfg.verifier
-    if verifier == "auto":
-        verifier = "code" if has_tests else "math" if has_answer else "none" if cfg.accept_unverified else "no reference"
-    elif (verifier == "code" and not has_tests) or (verifier == "math" and not has_answer):
-        verifier = "none" if cfg.accept_unverified else "no reference"
-    return verifier
-
-
 class Screen:
     """Screens one trace row at a time into its `Outcome`: a reason, or a verdict (now or once the verifier answers)."""
 
     def __init__(self, cfg: CurateSection, decon: Decontaminator | None, cache: VerdictCache):
         self.cfg, self.decon, self.cache = cfg, decon, cache
-        self.judge = VerdictPool(self.record_verdict, workers=cfg.workers, limits=cfg.sandbox.limits())
+        self.pool = VerdictPool(self.record_verdict, workers=cfg.workers, limits=cfg.sandbox.limits(),
+                                allow_weak=cfg.sandbox.allow_weak)  # the sandbox is made at the first code trace
+        self.options = kinds.TraceOptions(cfg.reasoning, cfg.answer_kind)
         self.contaminated: dict[str, str | None] = {}
         self.difficulty: dict[str | None, str] = {}  # by metadata JSON: prompts share it
-        self.code_traces = 0
 
     def __call__(self, row: dict) -> Outcome:
         c = self.cfg
@@ -139,26 +134,20 @@ class Screen:
         if c.near_dedup.enabled:
             outcome.minhash = filters.minhash(response, c.near_dedup.shingle, c.near_dedup.num_perm)
         # Verified before dedup: a duplicate repeats its original's answer, which the scorer checks only once.
-        verifier = verifier_for(row, c)
-        if verifier == "no reference":
-            outcome.reason = verifier
-        elif verifier == "none":
+        if c.verifier == "none":
             outcome.verdict = (True, "unverified")
+            return outcome
+        item = kinds.for_trace({**row, "response": response}, c.verifier, self.options)
+        if item is None:  # nothing the verifier could check it against
+            if c.accept_unverified:
+                outcome.verdict = (True, "unverified")
+            else:
+                outcome.reason = "no reference"
         elif row["trace_id"] in self.cache.known:
             outcome.verdict = self.cache.known[row["trace_id"]]
-        elif verifier == "math":
-            self.judge.submit_math(outcome, response, row["answer"], c.reasoning, c.answer_kind)
         else:
-            self.submit_code(outcome, row)
+            self.pool.submit(outcome, item)
         return outcome
-
-    def submit_code(self, outcome: Outcome, row: dict) -> None:
-        if self.judge.sandbox is None:  # made at the first code trace: a run without code needs no sandbox
-            self.judge.sandbox = LocalSandbox(allow_weak=self.cfg.sandbox.allow_weak)
-        metadata = json.loads(row["metadata"] or "{}")
-        self.judge.submit_code(outcome, row["response"], reference_tests(row["tests"]), self.cfg.reasoning,
-                               starter_code=metadata.get("starter_code"), entry_point=metadata.get("entry_point"))
-        self.code_traces += 1
 
     def contamination(self, row: dict) -> str | None:
         """`contaminated: overlaps <benchmark item>` when the prompt's last message overlaps a benchmark problem."""
@@ -185,7 +174,7 @@ def screen_traces(traces_dir: Path, rank: np.ndarray, c: CurateSection, decon: D
     outcomes: list[Outcome | None] = [None] * int(rank.max(initial=-1) + 1)
     columns = SCREEN_COLUMNS + (["prompt_messages"] if decon is not None else [])
     screen = Screen(c, decon, cache)
-    with screen.judge as judge:
+    with screen.pool as pool:
         for start, batch in iter_batches(traces_dir, columns):
             ranks = rank[start:start + batch.num_rows]
             chosen = np.flatnonzero(ranks >= 0)
@@ -194,10 +183,10 @@ def screen_traces(traces_dir: Path, rank: np.ndarray, c: CurateSection, decon: D
             values = [batch.column(name).to_pylist() for name in columns]
             for index, row_values in zip(ranks[chosen], zip(*values)):
                 outcomes[index] = screen(dict(zip(columns, row_values)))
-        if screen.code_traces:
-            say(f"[curate] running code of {screen.code_traces} traces in the sandbox")
-        judge.close()
-        if judge.distinct_answers:
-            say(f"[curate] math-verify: {judge.distinct_answers} distinct answers")
+        if pool.sandboxed:
+            say(f"[curate] running code of {pool.sandboxed} traces in the sandbox")
+        pool.close()
+        if pool.distinct_answers:
+            say(f"[curate] math-verify: {pool.distinct_answers} distinct answers")
     cache.flush()
     return outcomes

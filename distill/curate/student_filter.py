@@ -1,6 +1,6 @@
 """The student pass-rate filter (open-r1's scripts/pass_rate_filtering): the base student's pass rate over k samples
 of each training prompt, sampled through the project's engines (hf on a CPU, vllm or a served model on a GPU) and
-judged by distill.verify (the one judge). Prompts the student already solves above `max` teach it little.
+judged by distill.verify's kinds, as curation judges. Prompts the student already solves above `max` teach it little.
 
 Only prompts with a correct teacher sample are sampled (the others have no trace to keep). Results are cached per
 prompt in <run>/student_pass/<key>/, the key naming the student and its sampling: a rerun, or a curation with another
@@ -26,9 +26,10 @@ from distill.engines import SamplingParams, make_engine
 from distill.engines.config import EngineSection
 from distill.errors import DistillError, UsageError
 from distill.progress import fmt_duration, say
-from distill.traces import iter_batches, reference_tests
+from distill.traces import iter_batches
+from distill.verify import kinds
+from distill.verify.kinds import Item
 from distill.verify.pool import judge_many
-from distill.verify.sandbox import LocalSandbox
 
 PROMPT_COLUMNS = ["prompt_id", "prompt_messages", "answer", "tests", "metadata"]
 RATES = pa.schema([("prompt_id", pa.string()), ("samples", pa.int32()), ("correct", pa.int32())])
@@ -39,8 +40,12 @@ CHUNK = 256  # prompts per written shard: what an interruption can lose
 class PromptFacts:
     messages: list[dict]
     answer: str | None
-    tests: list[dict] | None
-    metadata: dict
+    tests: list[dict] | None  # as stored
+    metadata_json: str | None  # as stored
+
+    @property
+    def metadata(self) -> dict:
+        return json.loads(self.metadata_json or "{}")
 
 
 def read_prompts(traces_dir: Path, rank: np.ndarray, wanted: set[str]) -> dict[str, PromptFacts]:
@@ -55,7 +60,7 @@ def read_prompts(traces_dir: Path, rank: np.ndarray, wanted: set[str]) -> dict[s
         part = batch.take(rows)
         for pid, messages, answer, tests, metadata in zip(*(part.column(c).to_pylist() for c in PROMPT_COLUMNS)):
             if pid not in prompts:
-                prompts[pid] = PromptFacts(messages, answer, tests, json.loads(metadata or "{}"))
+                prompts[pid] = PromptFacts(messages, answer, tests, metadata)
     return prompts
 
 
@@ -104,12 +109,12 @@ def student_pass_rates(f: StudentFilter, prompts: dict[str, PromptFacts], cache_
     return {pid: (known[pid][1] / known[pid][0] if known[pid][0] else None) for pid in prompts if pid in known}
 
 
-def judge_item(response: str, p: PromptFacts, c: CurateSection) -> dict:
-    if p.tests:
-        return {"response": response, "tests": reference_tests(p.tests), "reasoning": c.reasoning,
-                "starter_code": p.metadata.get("starter_code"), "entry_point": p.metadata.get("entry_point")}
-    return {"response": response, "reference": p.answer, "reasoning": c.reasoning,
-            "kind": c.answer_kind}
+def judge_item(response: str, p: PromptFacts, c: CurateSection) -> Item | None:
+    """The item that judges a student's response: by the prompt's tests where it has them, else by its answer, as
+    verifier auto does, whatever curate.verifier says (as this filter always has; the teacher's samples of a prompt
+    with both were judged by the answer under verifier math). None: the prompt has neither."""
+    row = {"response": response, "answer": p.answer, "tests": p.tests, "metadata": p.metadata_json}
+    return kinds.for_trace(row, "auto", kinds.TraceOptions(c.reasoning, c.answer_kind))
 
 
 async def sample_all(f: StudentFilter, c: CurateSection, todo: list[tuple[str, PromptFacts]], cache: TraceCache,
@@ -147,11 +152,10 @@ async def sample_all(f: StudentFilter, c: CurateSection, todo: list[tuple[str, P
             items, owners = [], []
             for (pid, p), completions in zip(chunk, results):
                 for completion in completions or []:
-                    if completion.error is None:
-                        items.append(judge_item(completion.text or "", p, c))
+                    if completion.error is None and (item := judge_item(completion.text or "", p, c)) is not None:
+                        items.append(item)
                         owners.append(pid)
-            sandbox = LocalSandbox(allow_weak=c.sandbox.allow_weak) if any("tests" in i for i in items) else None
-            verdicts = judge_many(items, workers=c.workers, sandbox=sandbox, limits=c.sandbox.limits())
+            verdicts = judge_many(items, workers=c.workers, limits=c.sandbox.limits(), allow_weak=c.sandbox.allow_weak)
             counts = {pid: [0, 0] for (pid, _), completions in zip(chunk, results) if completions is not None}
             for pid, verdict in zip(owners, verdicts):
                 counts[pid][0] += 1

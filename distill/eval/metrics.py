@@ -92,7 +92,7 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], resamples: int = 10
 @lru_cache(maxsize=65536)
 def scorer_equal(answer: str, other: str) -> bool:
     """Do two extracted answers mean the same thing to the math scorer (e.g. \\frac{1}{2} and 0.5)?"""
-    from distill.verify.pool import judge_math
+    from distill.verify.kinds import judge_math
 
     return answer == other or judge_math(f"\\boxed{{{answer}}}", other, reasoning=False).correct
 

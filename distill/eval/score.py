@@ -1,5 +1,5 @@
-"""Scoring with distill's judge: eval's samples (`score_samples`), and `distill score INPUT.jsonl`, which
-re-scores saved generations from any harness with the math judge.
+"""Scoring with distill's verifiers: eval's samples (`score_samples`), and `distill score INPUT.jsonl`, which
+re-scores saved generations from any harness by their reference answers.
 
 Each input line of `distill score` is one problem: a response (or a list of responses) and its reference
 answer. The verdicts file has one line per input line: the list of {correct, extracted, reason}, one per response.
@@ -17,6 +17,7 @@ from distill.eval.docs import answer_text
 from distill.eval.metrics import bootstrap_ci, cons_at_n, ks_up_to, pass_at_k_mean, per_problem_accuracy
 from distill.io import atomic_write_text, check_output_path, text_lines
 from distill.progress import Progress, say
+from distill.verify import kinds
 from distill.verify.pool import VerdictPool, judge_many
 from distill.verify.reasoning import is_reasoning
 from distill.verify.sandbox import Limits, Sandbox
@@ -27,16 +28,10 @@ PROGRESS_EVERY_S = 10.0
 
 def score_samples(docs: list[dict], responses: list[str], reasoning: bool | None, workers: int | None = None,
                   sandbox: Sandbox | None = None, limits: Limits | None = None) -> list[Verdict]:
-    """One verdict per (normalised doc, response) pair, in order. reasoning None: decided per response."""
-    items = []
-    for doc, response in zip(docs, responses):
-        mode = is_reasoning(response) if reasoning is None else reasoning
-        if doc["kind"] == "code":
-            items.append({"response": response, "tests": json.loads(doc["tests"]), "reasoning": mode,
-                          "starter_code": doc.get("starter_code") or None, "entry_point": doc.get("entry_point") or None})
-        else:
-            items.append({"response": response, "reference": doc["answer"], "reasoning": mode,
-                          "kind": "choice" if doc["kind"] == "choice" else "auto"})
+    """One verdict per (normalised doc, response) pair, in order, each judged by the verifier kind of its doc.
+    reasoning None: decided per response."""
+    items = [kinds.for_doc(doc, response, is_reasoning(response) if reasoning is None else reasoning)
+             for doc, response in zip(docs, responses)]
     return judge_many(items, workers, sandbox, limits)
 
 
@@ -110,13 +105,13 @@ def score_generations(generations: list[Generation], reasoning: bool, kind: str 
         done += 1
         progress.update(done)
 
-    with VerdictPool(record, workers=0 if workers is not None and workers <= 1 else workers) as judge:
+    with VerdictPool(record, workers=0 if workers is not None and workers <= 1 else workers) as pool:
         index = 0
         for g in generations:
             for response in g.responses:
-                judge.submit_math(index, response, g.answer, reasoning, kind)
+                pool.submit(index, kinds.answer_item(response, g.answer, reasoning, kind))
                 index += 1
-        judge.close()
+        pool.close()
     progress.close()
     per_generation, start = [], 0
     for g in generations:

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from distill.toy.task import user_message
-from distill.verify.pool import judge_math
+from distill.verify.kinds import judge_math
 from distill.verify.math import boxed_integer_text
 from distill.verify.reasoning import final_answer_text
 

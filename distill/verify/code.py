@@ -3,7 +3,8 @@
 Test formats: LiveCodeBench (`[{input, output, testtype: stdin | functional}]`, functional ones call the
 method named in the starter code with JSON arguments, one per line), and assert-style tests
 (HumanEval / MBPP: a list of assert statements, or a `check(candidate)` function with an entry point).
-The entry point for a model response is `verify.pool.judge_code`; `verify_code` judges a bare program.
+A model response is judged by the code kinds (`verify.kinds`, one per test format); `verify_code` judges a bare
+program.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Math answers: the final-answer text against a reference, with fast paths before math-verify.
 
 math-verify's timeouts use signal.alarm, which only works in a process's main thread: batches are
-scored in worker processes (`MathScorer`), never in threads. The entry point is `verify.pool.judge_math`.
+scored in worker processes (`MathScorer`), never in threads. The entry points are the math and choice kinds
+(`verify.kinds`), and `verify.kinds.judge_math` for one response.
 """
 
 from __future__ import annotations
@@ -230,8 +231,14 @@ def _math_verify(text: str, reference: str) -> Verdict:
     return Verdict(bool(ok), "correct" if ok else "wrong answer", extracted)
 
 
-def _score_texts(items: list[tuple[str, str, str]]) -> list[Verdict]:
-    return [score_text(*item) for item in items]
+# What a worker scores: (score function, final-answer text, the function's other arguments); the verdict is
+# score(text, *args). The function travels to the worker by reference (a module function, or a registered kind's
+# method), so a verifier kind defined anywhere importable is scored here like math.
+Answer = tuple[Callable[..., Verdict], str, tuple]
+
+
+def _score_texts(items: list[Answer]) -> list[Verdict]:
+    return [score(text, *args) for score, text, args in items]
 
 
 REMEMBERED_ANSWERS = 200_000
@@ -240,8 +247,8 @@ REMEMBERED_ANSWERS = 200_000
 class MathScorer:
     """Scores responses as they are submitted: in worker processes, in chunks, each distinct answer once.
 
-    The verdict depends only on (final-answer text, reference, kind), and the k samples of a prompt often
-    end in the same answer: such repeats wait for the first one's verdict instead of being parsed again.
+    The verdict depends only on (final-answer text, how it is scored: reference and kind), and the k samples of a
+    prompt often end in the same answer: such repeats wait for the first one's verdict instead of being parsed again.
     `on_verdict(tag, verdict)` is called for every submitted tag, from `submit` or `close`, in no fixed order.
     Runs with fewer than `chunk` distinct answers (or workers=0) are scored inline: no pool to start.
     """
@@ -252,24 +259,29 @@ class MathScorer:
         self.chunk = chunk
         self.verdicts: dict[bytes, Verdict] = {}  # by answer key, once known
         self.waiting: dict[bytes, list] = {}  # answer key -> tags waiting for its verdict
-        self.buffer: list[tuple[bytes, tuple[str, str, str]]] = []
+        self.buffer: list[tuple[bytes, Answer]] = []
         self.in_flight: deque = deque()  # (keys, AsyncResult) per chunk sent, oldest first
         self.pool = None
         self.distinct = 0
 
     def submit(self, tag, response: str, reference: str, reasoning: bool = True, kind: Kind = "auto") -> None:
-        text = final_answer_text(response, reasoning)
+        """A math answer: `score_text(final answer, reference, kind)`."""
+        self.submit_answer(tag, final_answer_text(response, reasoning), score_text, (reference, kind), "math")
+
+    def submit_answer(self, tag, text: str | None, score: Callable[..., Verdict], args: tuple, name: str) -> None:
+        """Any answer: `score(text, *args)` in a worker; `name` tells apart score functions (repeats are keyed by it,
+        the arguments and the text). text None: the reasoning never closed."""
         if text is None:
             self.on_verdict(tag, NO_CLOSING)
             return
-        key = hashlib.sha1(f"{kind}\0{reference}\0{text}".encode()).digest()
+        key = hashlib.sha1("\0".join([name, *map(str, args), text]).encode()).digest()
         if key in self.verdicts:
             self.on_verdict(tag, self.verdicts[key])
         elif key in self.waiting:
             self.waiting[key].append(tag)
         else:
             self.waiting[key] = [tag]
-            self.buffer.append((key, (text, reference, kind)))
+            self.buffer.append((key, (score, text, args)))
             self.distinct += 1
             if len(self.buffer) >= self.chunk and self.workers > 0:
                 self._send()

@@ -1,7 +1,7 @@
-"""The verdicts: is a response right? One function per kind of answer, and one pool for many answers.
+"""The verdict pool: many items judged at once, each where its kind runs.
 
-Curation, eval, `distill score`, `distill verify-code` and the toy check all judge through here, so the
-same response gets the same verdict everywhere.
+Curation, eval, `distill score` and the student filter judge through here (one item, one thread:
+`verify.kinds.judge`), so the same response gets the same verdict everywhere.
 """
 
 from __future__ import annotations
@@ -11,59 +11,47 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from distill.verify.code import extract_code, verify_code
-from distill.verify.math import NO_CLOSING, Kind, MathScorer, score_text
+from distill.verify import kinds
+from distill.verify.kinds.base import MATH_POOL, Item
+from distill.verify.math import MathScorer
 from distill.verify.reasoning import final_answer_text
 from distill.verify.sandbox import DEFAULT_LIMITS, Limits, LocalSandbox, Sandbox
 from distill.verify.verdict import Verdict
 
 
-def judge_math(response: str, reference: str, reasoning: bool = True, kind: Kind = "auto") -> Verdict:
-    """Is the final answer equal to `reference`? kind: integer, choice (a letter), math, or auto (from the reference)."""
-    text = final_answer_text(response, reasoning)
-    return NO_CLOSING if text is None else score_text(text, reference, kind)
-
-
-def judge_code(response: str, tests: Any, reasoning: bool = True, starter_code: str | None = None,
-               entry_point: str | None = None, sandbox: Sandbox | None = None, limits: Limits = DEFAULT_LIMITS) -> Verdict:
-    """Does the last code block of the final answer pass `tests`? A HumanEval body is completed with its prompt."""
-    text = final_answer_text(response, reasoning)
-    if text is None:
-        return NO_CLOSING
-    return verify_code(extract_code(text), tests, starter_code, entry_point, sandbox, limits)
-
-
 class VerdictPool:
-    """Judges answers as they are submitted; `on_verdict(tag, verdict)` is called once per tag, in no fixed order.
+    """Judges items as they are submitted; `on_verdict(tag, verdict)` is called once per tag, in no fixed order.
 
-    Math goes to `MathScorer` (worker processes, each distinct answer once; workers=0: in this process), code
-    to threads that run the sandbox (workers of them; default: the CPU count). Verdicts of code come in
-    `close`, on the caller's thread.
+    Kinds judged by their final answer go to `MathScorer` (worker processes, each distinct answer once; workers=0:
+    in this process); code to threads that run the sandbox (workers of them; default: the CPU count), which is made
+    at the first such item (`allow_weak`: see LocalSandbox). Verdicts of code come in `close`, on the caller's thread.
     """
 
     def __init__(self, on_verdict: Callable[[Any, Verdict], None], workers: int | None = None,
-                 sandbox: Sandbox | None = None, limits: Limits | None = None):
+                 sandbox: Sandbox | None = None, limits: Limits | None = None, allow_weak: bool = False):
         self.on_verdict = on_verdict
         self.math = MathScorer(on_verdict, workers=workers)
         self.code_threads = workers or len(os.sched_getaffinity(0))
-        self.sandbox, self.limits = sandbox, limits or DEFAULT_LIMITS
+        self.sandbox, self.limits, self.allow_weak = sandbox, limits or DEFAULT_LIMITS, allow_weak
         self.code: ThreadPoolExecutor | None = None
         self.pending: list[tuple[Any, Future]] = []
+        self.sandboxed = 0  # items sent to the sandbox
 
-    def submit_math(self, tag, response: str, reference: str, reasoning: bool = True, kind: Kind = "auto") -> None:
-        self.math.submit(tag, response, reference, reasoning, kind)
-
-    def submit_code(self, tag, response: str, tests: Any, reasoning: bool = True, starter_code: str | None = None,
-                    entry_point: str | None = None) -> None:
+    def submit(self, tag, item: Item) -> None:
+        kind = kinds.get(item.kind)
+        if kind.runs_in == MATH_POOL:
+            score, args = kind.scoring(item)  # type: ignore[attr-defined]  # an AnswerKind (register checks)
+            self.math.submit_answer(tag, final_answer_text(item.response, item.reasoning), score, args, kind.name)
+            return
         if self.code is None:
-            self.sandbox = self.sandbox or LocalSandbox()
+            self.sandbox = self.sandbox or LocalSandbox(allow_weak=self.allow_weak)
             self.code = ThreadPoolExecutor(max_workers=self.code_threads)
-        self.pending.append((tag, self.code.submit(judge_code, response, tests, reasoning, starter_code, entry_point,
-                                                   self.sandbox, self.limits)))
+        self.pending.append((tag, self.code.submit(kind.judge, item, self.sandbox, self.limits)))
+        self.sandboxed += 1
 
     @property
     def distinct_answers(self) -> int:
-        """Math answers parsed so far (repeats of an answer are judged once)."""
+        """Answers parsed so far (repeats of an answer are judged once)."""
         return self.math.distinct
 
     def close(self) -> None:
@@ -87,14 +75,13 @@ class VerdictPool:
         self._stop()
 
 
-def judge_many(items: Iterable[dict], workers: int | None = None, sandbox: Sandbox | None = None,
-               limits: Limits | None = None) -> list[Verdict]:
-    """One verdict per item, in order. An item holds `submit_code`'s arguments when it has `tests`, else
-    `submit_math`'s: {"response", "reference", "reasoning", "kind"}."""
+def judge_many(items: Iterable[Item], workers: int | None = None, sandbox: Sandbox | None = None,
+               limits: Limits | None = None, allow_weak: bool = False) -> list[Verdict]:
+    """One verdict per item (`verify.kinds` builds them), in order."""
     verdicts: list[Verdict | None] = []
-    with VerdictPool(verdicts.__setitem__, workers, sandbox, limits) as judge:
+    with VerdictPool(verdicts.__setitem__, workers, sandbox, limits, allow_weak) as pool:
         for index, item in enumerate(items):
             verdicts.append(None)
-            (judge.submit_code if "tests" in item else judge.submit_math)(index, **item)
-        judge.close()
+            pool.submit(index, item)
+        pool.close()
     return verdicts  # type: ignore[return-value]
