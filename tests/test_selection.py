@@ -17,6 +17,7 @@ from distill.curate.screen import Outcome
 from distill.curate.selection import SelectionInputs
 from distill.curate.config import CurateConfig
 from distill.traces import Trace, write_traces
+from distill.verify.verdict import Verdict
 
 TOY_TEACHER = ROOT / "toy" / "teacher"  # committed: a "student" that already solves about half the toy problems
 
@@ -25,7 +26,7 @@ def outcomes_for(prompt: str, results: list[bool], source: str = "s", lengths: l
     """One prompt's k samples, each verified right or wrong (as screening leaves them)."""
     lengths = lengths or [10 + i for i in range(len(results))]
     return [Outcome(f"{prompt}-{i}", prompt, i, source, "2", n, n, response_key=f"{prompt}-{i}".encode(),
-                    verdict=(ok, "correct" if ok else "wrong answer")) for i, (ok, n) in enumerate(zip(results, lengths))]
+                    verdict=Verdict(ok, "correct" if ok else "wrong answer")) for i, (ok, n) in enumerate(zip(results, lengths))]
 
 
 def curate_section(**selection) -> CurateSection:
@@ -80,7 +81,7 @@ def test_subset_respects_count_quotas_difficulty_and_length():
     pool = subset_pool()
     longest = {}
     for o in pool:
-        if o.verdict[0] and o.length > longest.get(o.prompt_id, (-1, ""))[0]:
+        if o.verdict.correct and o.length > longest.get(o.prompt_id, (-1, ""))[0]:
             longest[o.prompt_id] = (o.length, o.trace_id)
     kept, rejected = keep_or_reject(pool, curate_section(subset={"count": 5, "diversity": "source"}, seed=3))
     assert len(kept) == 5 and len(kept_prompts(kept)) == 5  # one trace per prompt
@@ -90,7 +91,7 @@ def test_subset_respects_count_quotas_difficulty_and_length():
     # Hardest first within a source: a's prompts with pass rate 0.25 are a0 and a4.
     assert by_source["a"] == ["a0", "a4"] and by_source["b"] == ["b0", "b1"]
     assert all(o.trace_id == longest[o.prompt_id][1] for o in kept)  # the longest correct trace
-    assert {o.reason for o in rejected if o.verdict is None and o.reason != "wrong answer"} == {"not in subset"}
+    assert {o.reason for o in rejected if o.verdict.correct} == {"not in subset"}
 
 
 def test_subset_is_deterministic_whatever_the_order_and_seeded():

@@ -23,7 +23,7 @@ from distill.verify.kinds.base import AnswerKind, VerifierKind
 from distill.verify.pool import judge_many
 from distill.verify.sandbox import LocalSandbox
 from distill.verify.stored_tests import stored_tests
-from distill.verify.verdict import Verdict
+from distill.verify.verdict import UNVERIFIED, Verdict
 
 with gzip.open(SHARED_DATA / "code" / "HumanEval.jsonl.gz", "rt") as f:
     HUMANEVAL = {row["task_id"]: row for row in map(json.loads, f)}
@@ -188,3 +188,16 @@ def test_a_kind_must_say_where_it_runs_truthfully(monkeypatch):
     with pytest.raises(TypeError, match="must be an AnswerKind"):
         kinds.register(Confused())
     assert "confused" not in kinds.KINDS
+
+
+def test_curation_holds_verdicts_as_shared_instances_and_reads_the_cache_back_as_verdicts(tmp_path):
+    from distill.curate.screen import VerdictCache
+
+    cache = VerdictCache(tmp_path, "key")
+    for trace_id, correct, reason in (("a", False, "wrong answer"), ("b", False, "wrong answer"), ("c", True, "correct")):
+        cache.add(trace_id, correct, reason)
+    cache.flush()
+    known = VerdictCache(tmp_path, "key").known
+    assert known == {"a": Verdict(False, "wrong answer"), "b": Verdict(False, "wrong answer"), "c": Verdict(True, "correct")}
+    assert known["a"] is known["b"]  # 800k traces, a handful of distinct verdicts
+    assert all(v.verified for v in known.values()) and not UNVERIFIED.verified and UNVERIFIED.correct

@@ -26,13 +26,10 @@ def keep_or_reject(outcomes: list[Outcome], c: CurateSection,
         rejected += near
     accepted = []
     for outcome in candidates:
-        correct, reason = outcome.verdict
-        outcome.verdict = None
-        if correct:
-            outcome.unverified = reason == "unverified"
+        if outcome.verdict.correct:
             accepted.append(outcome)
         else:
-            outcome.reason = reason
+            outcome.reason = outcome.verdict.reason
             rejected.append(outcome)
     kept, dropped = select_by_difficulty(accepted, c, selection)
     kept, not_selected = select(kept, c)

@@ -96,7 +96,7 @@ def to_judge(outcomes: list[Outcome]) -> list[int]:
     seen: set[bytes] = set()
     chosen = []
     for index, outcome in enumerate(outcomes):
-        if outcome is None or outcome.reason or not (outcome.verdict and outcome.verdict[0]):
+        if outcome is None or outcome.reason or outcome.verdict is None or not outcome.verdict.correct:
             continue
         if outcome.response_key is not None:
             if outcome.response_key in seen:
@@ -211,7 +211,7 @@ def judge_outcomes(traces_dir: Path, rank: np.ndarray, outcomes: list[Outcome], 
             by_response[outcome.response_key] = judgement
     # An exact repeat of a judged response carries its judgement: rejected with it, or later as a duplicate.
     for outcome in outcomes:
-        if outcome is None or outcome.reason or not (outcome.verdict and outcome.verdict[0]):
+        if outcome is None or outcome.reason or outcome.verdict is None or not outcome.verdict.correct:
             continue
         if outcome.response_key in by_response:
             judgement = by_response[outcome.response_key]

@@ -28,7 +28,7 @@ from distill.shards import ShardWriter
 from distill.traces import iter_batches
 from distill.verify import kinds
 from distill.verify.pool import VerdictPool
-from distill.verify.verdict import Verdict
+from distill.verify.verdict import UNVERIFIED, Verdict, shared_verdict
 
 # What the pass reads: everything but the long lists (logprobs) and the prompt (read only for decontamination).
 SCREEN_COLUMNS = ["trace_id", "prompt_id", "sample_index", "source", "status", "error", "response", "reasoning",
@@ -50,8 +50,7 @@ class Outcome:
     reason: str | None = None  # why it is rejected; None once kept
     response_key: bytes | None = None  # hash of (prompt, response), for exact dedup
     minhash: np.ndarray | None = None  # for near-dedup
-    verdict: tuple[bool, str] | None = None
-    unverified: bool = False  # kept without a reference to check it against (accept_unverified, verifier none)
+    verdict: Verdict | None = None  # shared instances (`shared_verdict`, UNVERIFIED): many outcomes, few verdicts
 
 
 class TraceCache:
@@ -89,10 +88,14 @@ class TraceCache:
 
 
 class VerdictCache(TraceCache):
-    """The verifiers' verdicts: (correct, reason) per trace id."""
+    """The verifiers' verdicts per trace id: stored as (correct, reason), known as `Verdict`s."""
 
     def __init__(self, directory: Path, config_key: str):
         super().__init__(directory, config_key, VERDICTS, "verdicts")
+
+    def value(self, stored: list) -> Verdict:
+        correct, reason = stored
+        return shared_verdict(correct, reason)
 
 
 def filter_reason(row: dict, cfg: CurateSection) -> str | None:
@@ -135,12 +138,12 @@ class Screen:
             outcome.minhash = filters.minhash(response, c.near_dedup.shingle, c.near_dedup.num_perm)
         # Verified before dedup: a duplicate repeats its original's answer, which the scorer checks only once.
         if c.verifier == "none":
-            outcome.verdict = (True, "unverified")
+            outcome.verdict = UNVERIFIED
             return outcome
         item = kinds.for_trace({**row, "response": response}, c.verifier, self.options)
         if item is None:  # nothing the verifier could check it against
             if c.accept_unverified:
-                outcome.verdict = (True, "unverified")
+                outcome.verdict = UNVERIFIED
             else:
                 outcome.reason = "no reference"
         elif row["trace_id"] in self.cache.known:
@@ -164,7 +167,7 @@ class Screen:
         return self.difficulty[metadata]
 
     def record_verdict(self, outcome: Outcome, verdict: Verdict) -> None:
-        outcome.verdict = (verdict.correct, sys.intern(verdict.reason))
+        outcome.verdict = shared_verdict(verdict.correct, verdict.reason)
         self.cache.add(outcome.trace_id, verdict.correct, verdict.reason)
 
 

@@ -52,13 +52,13 @@ class SelectionInputs:
 
 
 def teacher_pass_rates(outcomes: list[Outcome]) -> dict[str, PassRate]:
-    """Per prompt, from the verdicts (read before the decision consumes them)."""
+    """Per prompt, from the verdicts."""
     rates: dict[str, PassRate] = defaultdict(PassRate)
     for outcome in outcomes:
         rate = rates[outcome.prompt_id]  # every prompt gets an entry, verified or not
-        if outcome.verdict is not None and outcome.verdict[1] != "unverified":
+        if outcome.verdict is not None and outcome.verdict.verified:
             rate.verified += 1
-            rate.correct += bool(outcome.verdict[0])
+            rate.correct += outcome.verdict.correct
     return dict(rates)
 
 

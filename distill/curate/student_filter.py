@@ -74,7 +74,7 @@ def prepare_selection(c: CurateSection, run_dir: Path, traces_dir: Path, rank: n
     inputs = SelectionInputs()
     if not (needs_groups or sel.student is not None):
         return inputs
-    solved = {o.prompt_id for o in outcomes if o.verdict is not None and o.verdict[0] and o.verdict[1] != "unverified"}
+    solved = {o.prompt_id for o in outcomes if o.verdict is not None and o.verdict.correct and o.verdict.verified}
     if sel.pass_rate is not None:  # prompts the teacher's band drops need no student samples
         rates = teacher_pass_rates(outcomes)
         solved = {p for p in solved if band_reason(rates[p].rate, sel.pass_rate) is None}

@@ -101,7 +101,7 @@ def summarize(outcomes: list[Outcome], kept: list[Outcome], rejected: list[Outco
     generation_cost = GenerateSummary.read(run_dir).cost_usd if (run_dir / GenerateSummary.FILE).exists() else None
     return CurationSummary(
         traces=len(outcomes), accepted=len(kept), rejected=len(rejected),
-        acceptance_rate=round(len(kept) / max(len(outcomes), 1), 4), accepted_unverified=sum(o.unverified for o in kept),
+        acceptance_rate=round(len(kept) / max(len(outcomes), 1), 4), accepted_unverified=sum(not o.verdict.verified for o in kept),
         rejected_by_reason=dict(Counter(reason_kind(o.reason) for o in rejected).most_common()),
         rejected_by_detail=dict(Counter(o.reason[:100] for o in rejected).most_common(50)),
         per_source={s: {**c, "acceptance_rate": rate(c)} for s, c in per_source.items()},

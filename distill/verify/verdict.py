@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -12,6 +13,18 @@ class Verdict:
     # "code failed: ...", "code timeout: ...", "code error: ..."
     reason: str
     extracted: str | None = None  # the answer read from the response (math and choice)
+    verified: bool = True  # False: nothing to check the response against, taken as it is (see UNVERIFIED)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# A response kept without a check: it has no reference (curate.accept_unverified) or no verifier was asked for
+# (curate.verifier: none). It counts as neither right nor wrong in a pass rate.
+UNVERIFIED = Verdict(True, "unverified", verified=False)
+
+
+@lru_cache(maxsize=65_536)
+def shared_verdict(correct: bool, reason: str) -> Verdict:
+    """One instance per (correct, reason), for the many verdicts a curation holds at once (most reasons repeat)."""
+    return Verdict(correct, reason)
