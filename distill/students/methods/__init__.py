@@ -14,7 +14,7 @@ from distill.students.methods.base import DistillationMethod, Method
 
 __all__ = ["DEFAULT_METHOD", "DistillationMethod", "Method", "method_names", "register", "training_method"]
 
-DEFAULT_METHOD = "sft"
+DEFAULT_METHOD = sft.SFT.name  # a recipe without `method:`
 BUILT_IN = (sft.SFT(), kd.KD(), on_policy.OnPolicy())
 REGISTRY: dict[str, Method] = {}
 
