@@ -79,6 +79,7 @@ def test_each_kind_builds_its_items_from_a_trace_row_and_an_eval_doc_and_judges_
     items = [kinds.for_trace({**trace_row, "response": response}, "auto", options) for response in (right, wrong)]
     items += [kinds.for_doc(doc, response, reasoning=True) for response in (doc_right, doc_wrong)]
     assert [item.kind for item in items] == [name] * 4
+    assert kinds.runs_code(doc) is name.startswith("code-")  # lm-eval runs such tasks only with unsafe_code
     verdicts = judge_many(items, workers=2, sandbox=sandbox)
     assert [v.correct for v in verdicts] == [True, False, True, False], verdicts
     assert [kinds.judge(item, sandbox) for item in items] == verdicts  # one at a time, in this thread: the same
@@ -166,6 +167,7 @@ def test_a_kind_registered_here_is_used_by_curation_and_by_eval(tmp_path, exact_
     doc = {"problem_id": "fr", "problem": "The capital of France?", "answer": "Paris", "prompt": "...",
            "kind": "exact-text"}
     half = math_doc({"problem": "Half?", "answer": "\\frac{1}{2}", "id": "half"})
+    assert not kinds.runs_code(doc)
     verdicts = score_samples([doc, doc, half], [reasoned("paris"), reasoned("Rome"), reasoned("\\boxed{0.5}")],
                              reasoning=None, workers=2)
     assert verdicts == [Verdict(True, "correct", "paris"), Verdict(False, "not the text: said 'Rome'", "Rome"),
@@ -187,7 +189,13 @@ def test_a_kind_must_say_where_it_runs_truthfully(monkeypatch):
 
     with pytest.raises(TypeError, match="must be an AnswerKind"):
         kinds.register(Confused())
-    assert "confused" not in kinds.KINDS
+
+    class Essay(Confused):  # checks a field no trace row has
+        name, checks, runs_in = "essay", "essay", "sandbox"
+
+    with pytest.raises(ValueError, match="checks must be answer or tests"):
+        kinds.register(Essay())
+    assert "confused" not in kinds.KINDS and "essay" not in kinds.KINDS
 
 
 def test_curation_holds_verdicts_as_shared_instances_and_reads_the_cache_back_as_verdicts(tmp_path):

@@ -14,6 +14,7 @@ from functools import cache
 from distill.benchmarks import Benchmark, load_task, task_yaml, with_data_files
 from distill.eval.config import SuiteConfig
 from distill.errors import DistillError
+from distill.verify import kinds
 
 
 @cache  # lm-eval refuses a second registration of the name: a second evaluate() in one process reuses the class
@@ -117,7 +118,7 @@ def generate(cfg: SuiteConfig, bench: Benchmark, lm) -> list[dict]:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DistillError(f"benchmark {bench.name} (task {bench.task}): {reason}") from exc
     samples = next(iter(out["samples"].values()))
-    if not cfg.unsafe_code and any(isinstance(s["doc"], dict) and s["doc"].get("kind") == "code" for s in samples):
+    if not cfg.unsafe_code and any(isinstance(s["doc"], dict) and kinds.runs_code(s["doc"]) for s in samples):
         raise DistillError(f"benchmark {bench.name} (task {bench.task}): its answers are code, which runs only with "
                            "unsafe_code: true in the suite; nothing was scored")
     rows = []

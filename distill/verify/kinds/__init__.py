@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from distill.verify.kinds.base import MATH_POOL, AnswerItem, AnswerKind, Item, TraceOptions, VerifierKind, has_answer
+from distill.verify.kinds.base import MATH_POOL, SANDBOX, AnswerItem, AnswerKind, Item, TraceOptions, VerifierKind, has_answer
 from distill.verify.kinds.choice import ChoiceKind
 from distill.verify.kinds.code import CodeItem, CodeKind
 from distill.verify.kinds.code_asserts import CodeAssertsKind
@@ -31,13 +31,15 @@ from distill.verify.sandbox import DEFAULT_LIMITS, Limits, Sandbox
 from distill.verify.verdict import Verdict
 
 __all__ = ["KINDS", "AnswerItem", "CodeItem", "Item", "TraceOptions", "VerifierKind", "answer_item", "code_item",
-           "for_doc", "for_trace", "get", "judge", "judge_code", "judge_math", "register"]
+           "for_doc", "for_trace", "get", "judge", "judge_code", "judge_math", "register", "runs_code"]
 
 KINDS: dict[str, VerifierKind] = {}
 
 
 def register(kind: VerifierKind) -> VerifierKind:
     """Add a kind (or replace the one of its name); returns it."""
+    if kind.checks not in ("answer", "tests") or kind.runs_in not in (MATH_POOL, SANDBOX):
+        raise ValueError(f"verifier kind {kind.name!r}: checks must be answer or tests, runs_in {MATH_POOL} or {SANDBOX}")
     if kind.runs_in == MATH_POOL and not isinstance(kind, AnswerKind):
         raise TypeError(f"verifier kind {kind.name!r} runs in the math pool: it must be an AnswerKind (it scores answers)")
     KINDS.pop(kind.name, None)  # a replaced kind is asked as the latest registered
@@ -79,6 +81,11 @@ def for_doc(doc: Mapping[str, Any], response: str, reasoning: bool) -> Item:
         if (item := kind.from_doc(doc, response, reasoning)) is not None:
             return item
     raise ValueError(f"no verifier kind judges eval docs of kind {doc.get('kind')!r} (registered: {', '.join(KINDS)})")
+
+
+def runs_code(doc: Mapping[str, Any]) -> bool:
+    """Does judging a response to this eval doc run code (which lm-eval runs only with unsafe_code)?"""
+    return any(kind.runs_in == SANDBOX and kind.from_doc(doc, "", True) is not None for kind in _asked())
 
 
 def answer_item(response: str, reference: str, reasoning: bool = True, answer_kind: str = "auto") -> Item:

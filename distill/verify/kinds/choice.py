@@ -20,7 +20,7 @@ class ChoiceKind(AnswerKind):
         return self.item(row["response"], row["answer"], options.reasoning) if options.answer_kind == "choice" else None
 
     def from_doc(self, doc: Mapping[str, Any], response: str, reasoning: bool) -> AnswerItem | None:
-        return self.item(response, doc["answer"], reasoning) if doc["kind"] == "choice" else None
+        return self.item(response, doc["answer"], reasoning) if doc.get("kind") == "choice" else None
 
     def scoring(self, item: AnswerItem):
         return score_text, (item.reference, "choice")

@@ -46,7 +46,7 @@ class CodeKind(VerifierKind):
         return self.item(row["response"], tests, options.reasoning, metadata.get("starter_code"), metadata.get("entry_point"))
 
     def from_doc(self, doc: Mapping[str, Any], response: str, reasoning: bool) -> CodeItem | None:
-        if doc["kind"] != "code":
+        if doc.get("kind") != "code":
             return None
         tests = json.loads(doc["tests"])
         if not self.takes(tests):

@@ -31,7 +31,7 @@ class MathKind(AnswerKind):
         return self.item(row["response"], row["answer"], options.reasoning, options.answer_kind)
 
     def from_doc(self, doc: Mapping[str, Any], response: str, reasoning: bool) -> MathItem | None:
-        return self.item(response, doc["answer"], reasoning) if doc["kind"] == "math" else None
+        return self.item(response, doc["answer"], reasoning) if doc.get("kind") == "math" else None
 
     def scoring(self, item: MathItem):
         return score_text, (item.reference, item.mode)
