@@ -20,7 +20,7 @@ from distill.traces import Trace, write_traces
 from distill.verify import kinds
 from distill.verify.kinds import AnswerItem, TraceOptions
 from distill.verify.kinds.base import AnswerKind, VerifierKind
-from distill.verify.pool import judge_many
+from distill.verify.pool import VerdictPool, judge_many
 from distill.verify.sandbox import LocalSandbox
 from distill.verify.stored_tests import stored_tests
 from distill.verify.verdict import UNVERIFIED, Verdict
@@ -173,6 +173,19 @@ def test_a_kind_registered_here_is_used_by_curation_and_by_eval(tmp_path, exact_
     assert verdicts == [Verdict(True, "correct", "paris"), Verdict(False, "not the text: said 'Rome'", "Rome"),
                         kinds.judge_math(reasoned("\\boxed{0.5}"), "\\frac{1}{2}")]
     assert verdicts[2].correct
+
+
+def test_a_kind_registered_here_is_scored_in_the_math_worker_processes(exact_text):
+    got = {}
+    answers = ["Paris", "paris", "Rome", "PARIS", "Nice", "Paris"]
+    with VerdictPool(got.__setitem__, workers=2) as pool:
+        pool.math.chunk = 2  # send chunks to the workers at once, as a long curation does
+        for index, answer in enumerate(answers):
+            pool.submit(index, exact_text.from_doc({"kind": "exact-text", "answer": "Paris"}, reasoned(answer), True))
+        assert pool.math.pool is not None  # the workers unpickled the kind's score method
+        pool.close()
+    assert [got[i].correct for i in range(len(answers))] == [True, True, False, True, False, True]
+    assert pool.distinct_answers == 5  # the repeated "Paris" is scored once
 
 
 def test_without_the_kind_the_same_traces_go_to_the_math_kind(tmp_path):
