@@ -44,8 +44,8 @@ MIN_VENV ?= .venv-min
 MIN_TORCH_SPEC ?= $(TORCH_SPEC)
 # CI's budget: the quick tests whose outcome cannot depend on library versions (CLI argument and config errors, locks,
 # the sandbox, serve's PID file) run once, in the full suite above, not again at the floors.
-MIN_TESTS ?= tests --ignore=tests/test_config.py --ignore=tests/test_trust_config.py --ignore=tests/test_serve_stop.py \
-	--ignore=tests/test_locks.py --ignore=tests/test_sandbox_isolation.py
+MIN_TESTS ?= tests --ignore=tests/test_config.py --ignore=tests/test_trust_config.py --ignore=tests/engines/test_serve_stop.py \
+	--ignore=tests/test_locks.py --ignore=tests/verify/test_sandbox_isolation.py
 test-min: $(MIN_VENV)/.installed
 	$(MIN_VENV)/bin/python -m pytest -q -rs -m "not slow" $(MIN_TESTS)
 

@@ -10,7 +10,7 @@
 # ../shared/gpu/fetch-wheels.sh fills .whl/, which this script installs into /tmp/site when present):
 #   OUT=/tmp/out bash bench/gpu_check.sh                 # all phases, ~9 min on one H100/H200
 #   OUT=/tmp/out bash bench/gpu_check.sh bench           # or some of: bench cli dist
-# CPU smoke test (tiny shape, seconds per step; tests/test_bench_train.py does not run it, it takes minutes):
+# CPU smoke test (tiny shape, seconds per step; tests/bench/test_bench_train.py does not run it, it takes minutes):
 #   DEVICE=cpu SHAPE=tiny MAXLEN=512 TRACES=48 STEPS=3 WARM=1 NUM_PROC=1 PY=.venv/bin/python OUT=/tmp/out \
 #     bash bench/gpu_check.sh
 set -uo pipefail
@@ -213,7 +213,7 @@ PYX
     ;;
   dist)
     if [ "$DEVICE" != cuda ] && [ -z "${FSDP_CONFIG:-}" ]; then
-      say "skip dist: FSDP and ZeRO need a GPU (tests/test_fsdp.py covers CPU processes)"; continue
+      say "skip dist: FSDP and ZeRO need a GPU (tests/students/test_fsdp.py covers CPU processes)"; continue
     fi
     LOG=$OUT/dist.log
     late fsdp && continue

@@ -48,7 +48,7 @@ import pyarrow.parquet as pq  # noqa: E402
 import yaml  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
-from fake_openai import FakeOpenAIServer  # noqa: E402
+from support.fake_openai import FakeOpenAIServer  # noqa: E402
 
 PYTHON = str(VENV / "bin" / "python") if VENV.is_dir() else sys.executable
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",

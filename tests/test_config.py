@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli, student_yaml
+from support import ROOT, run_cli, student_yaml
 from distill.config import load_config, parse_overrides
 from distill.errors import UsageError
 from distill.students.config import StudentConfig

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from support import ROOT
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, run_cli
+from support import ROOT, run_cli
 from distill.locks import RunDirectoryBusy, lock_path
 from distill.runs import Run
 from distill.toy.world import ToyWorldConfig
@@ -69,7 +69,7 @@ def test_a_second_curation_into_the_same_output_stops_with_one_line(tmp_path):
 def test_two_generates_on_one_run_directory_the_second_stops_and_nothing_is_lost_or_paid_twice(tmp_path):
     import time
 
-    from fake_openai import FakeOpenAIServer
+    from support.fake_openai import FakeOpenAIServer
     from test_generate_resume import pairs, run_yaml
 
     # a FAKE hosted API, slow enough for the runs to overlap: 8 s of answers, longer than a second CLI takes to start

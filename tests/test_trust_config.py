@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 import yaml
 
-from conftest import ROOT, free_port, needs_vllm, run_cli
+from support import ROOT, free_port, needs_vllm, run_cli
 from distill.config import load_config
 from distill.errors import DistillError, UsageError
 from distill.eval.config import SET_BY_EVAL, ModelSpec, ServeOptions, SuiteConfig, runs_code

@@ -14,7 +14,7 @@ Streaming, so that memory does not grow with the text. One trace goes through:
   1. `latest_rank` (traces.py): is it the latest try of its sample?
   2. `screen_traces` (screen.py): filters, decontamination, verdict, reduced to one small `Outcome`;
      then, with `curate.judge`, `judge_outcomes` (model_judge.py): a judge model's score, below the threshold a rejection;
-  3. `decide` (decide.py): dedup, near-dedup, verdict, selection: kept, or rejected with its reason;
+  3. `keep_or_reject` (keep.py): dedup, near-dedup, verdict, selection: kept, or rejected with its reason;
   4. `write_outputs` (here): copied whole to the train or rejected files, in the order the traces are stored;
   5. `summarize` (summary.py): counted in curation.json.
 """
