@@ -318,10 +318,11 @@ def test_thinking_returned_apart_by_a_reasoning_parser_is_scored_with_the_answer
     assert second == "<think>\n2 + 2 = 5\n</think>\n\n\\boxed{5}"
 
 
-def test_a_model_retrained_in_place_is_evaluated_again(tmp_path):
+def test_a_model_retrained_in_place_is_evaluated_again(tmp_path, toy_prompts):
     model = tmp_path / "student"
     shutil.copytree(TEACHER, model)
-    args = [f"model={model}", "model.engine=hf", "benchmarks.0.limit=3", "benchmarks.0.samples=1"]
+    args = [f"model={model}", "model.engine=hf", "benchmarks.0.limit=3", "benchmarks.0.samples=1",
+            f"benchmarks.0.data_files={toy_prompts}"]  # a clean checkout has no built toy world
     first = toy_eval(tmp_path, *args)
     assert first.returncode == 0, first.stderr[-3000:]
     again = toy_eval(tmp_path, *args)
