@@ -124,7 +124,7 @@ class Screen:
 
     def __call__(self, row: dict) -> Outcome:
         c = self.cfg
-        response = row["response"] or ""
+        response = row["response"] = row["response"] or ""  # the row is this call's own: the kinds read it as text
         outcome = Outcome(row["trace_id"], row["prompt_id"], row["sample_index"], row["source"],
                           self.difficulty_of(row["metadata"]), row["completion_tokens"],
                           row["completion_tokens"] or len(response))
@@ -140,7 +140,7 @@ class Screen:
         if c.verifier == "none":
             outcome.verdict = UNVERIFIED
             return outcome
-        item = kinds.for_trace({**row, "response": response}, c.verifier, self.options)
+        item = kinds.for_trace(row, c.verifier, self.options)
         if item is None:  # nothing the verifier could check it against
             if c.accept_unverified:
                 outcome.verdict = UNVERIFIED

@@ -127,7 +127,7 @@ def runs_code(path: Path, depth: int = 0) -> bool:
     `unsafe_code: true` marker. Read as text: resolving its `!function` hooks would import and run them."""
     import yaml
 
-    class Loader(yaml.SafeLoader):
+    class Loader(yaml.SafeLoader):  # safe: plain data only; the one tag added below keeps `!function` as its text
         pass
 
     Loader.add_constructor("!function", lambda loader, node: str(loader.construct_scalar(node)))

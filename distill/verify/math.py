@@ -17,7 +17,6 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any, Literal
 
-from distill.verify.reasoning import final_answer_text
 from distill.verify.verdict import Verdict
 
 Kind = Literal["auto", "math", "integer", "choice"]
@@ -264,13 +263,10 @@ class MathScorer:
         self.pool = None
         self.distinct = 0
 
-    def submit(self, tag, response: str, reference: str, reasoning: bool = True, kind: Kind = "auto") -> None:
-        """A math answer: `score_text(final answer, reference, kind)`."""
-        self.submit_answer(tag, final_answer_text(response, reasoning), score_text, (reference, kind), "math")
-
-    def submit_answer(self, tag, text: str | None, score: Callable[..., Verdict], args: tuple, name: str) -> None:
-        """Any answer: `score(text, *args)` in a worker; `name` tells apart score functions (repeats are keyed by it,
-        the arguments and the text). text None: the reasoning never closed."""
+    def submit(self, tag, text: str | None, score: Callable[..., Verdict], args: tuple, name: str) -> None:
+        """A final-answer text, scored as `score(text, *args)` in a worker (an answer kind's `scoring`). `name` tells
+        score functions apart (repeats are keyed by it, the arguments and the text). text None: the reasoning never
+        closed."""
         if text is None:
             self.on_verdict(tag, NO_CLOSING)
             return

@@ -41,7 +41,7 @@ class VerdictPool:
         kind = kinds.get(item.kind)
         if kind.runs_in == MATH_POOL:
             score, args = kind.scoring(item)  # type: ignore[attr-defined]  # an AnswerKind (register checks)
-            self.math.submit_answer(tag, final_answer_text(item.response, item.reasoning), score, args, kind.name)
+            self.math.submit(tag, final_answer_text(item.response, item.reasoning), score, args, kind.name)
             return
         if self.code is None:
             self.sandbox = self.sandbox or LocalSandbox(allow_weak=self.allow_weak)

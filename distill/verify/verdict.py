@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 
 
@@ -14,9 +14,6 @@ class Verdict:
     reason: str
     extracted: str | None = None  # the answer read from the response (math and choice)
     verified: bool = True  # False: nothing to check the response against, taken as it is (see UNVERIFIED)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # A response kept without a check: it has no reference (curate.accept_unverified) or no verifier was asked for

@@ -14,7 +14,8 @@ from distill.io import read_jsonl
 from distill.verify.code import extract_code, status_and_detail, verify_code
 from distill.verify.kinds import answer_item, judge_code, judge_math
 from distill.verify.pool import judge_many
-from distill.verify.math import MathScorer
+from distill.verify.math import MathScorer, score_text
+from distill.verify.reasoning import final_answer_text
 from distill.verify.sandbox import Limits, LocalSandbox, python_argv
 
 R = "<think>\nworking...\n</think>\n\n"
@@ -80,7 +81,7 @@ def test_math_scorer_streams_and_scores_each_distinct_answer_once(workers):
     got = {}
     with MathScorer(got.__setitem__, workers=workers, chunk=16) as scorer:
         for tag, (response, reference) in enumerate(items):
-            scorer.submit(tag, response, reference)
+            scorer.submit(tag, final_answer_text(response, True), score_text, (reference, "auto"), "math")
         scorer.close()
     assert sorted(got) == list(range(len(items)))
     assert [got[i] for i in range(len(items))] == [judge_math(response, reference) for response, reference in items]
