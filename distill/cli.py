@@ -134,6 +134,23 @@ def cmd_plan(args) -> None:
     run_plan_command(args.config, args.overrides, args)
 
 
+def cmd_preflight(args) -> None:
+    from distill.preflight import preflight
+    from distill.preflight.options import PreflightOptions
+
+    local = {}
+    for item in args.local or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--local {item!r}: expected NAME=FILE, e.g. aime24=data/aime24.jsonl")
+        local[name] = path
+    if args.steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {args.steps}")
+    options = PreflightOptions(models=args.models, data=args.data, suite=args.suite, local=local, steps=args.steps,
+                               out=args.out)
+    preflight(args.config, args.overrides, options)
+
+
 def cmd_report(args) -> None:
     from distill.config import load_config
     from distill.report import ReportConfig, build_report
@@ -240,6 +257,21 @@ def build_parser() -> argparse.ArgumentParser:
     scorer.add_argument("--workers", type=int, default=None,
                         help="scoring processes (default: all cores; 1: score in this process)")
     scorer.set_defaults(func=cmd_score)
+    pre = sub.add_parser("preflight", help="check a recipe on this CPU in minutes: real tokenizers, one rendered example, "
+                         "a few steps on a two-layer model of its architecture, eval on one problem per benchmark",
+                         description="check a student recipe, a generation run or an eval suite on this CPU before "
+                         "spending GPU money: the real code path, real tokenizers and templates, models shrunk to two layers")
+    pre.add_argument("config", metavar="CONFIG", help="students/*.yaml, teacher/runs/*.yaml or eval/suites/*.yaml")
+    pre.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of the recipe")
+    pre.add_argument("--models", help="a local mirror of model repos (DIR/<org>/<name>/ with tokenizer files and "
+                     "config.json) used before the Hub")
+    pre.add_argument("--data", help="rows for a student recipe whose data is not made yet (default: stand-in rows)")
+    pre.add_argument("--suite", default="eval/suites/r1.yaml", help="the eval suite a student's result goes through")
+    pre.add_argument("--local", action="append", metavar="NAME=FILE",
+                     help="a benchmark's local copy instead of its Hub dataset (repeatable)")
+    pre.add_argument("--steps", type=int, default=2, help="training steps (default: 2)")
+    pre.add_argument("--out", default="runs/preflight", help="where the shrunk models and runs go")
+    pre.set_defaults(func=cmd_preflight)
     check = sub.add_parser("toy-check", help="sampled pass@1 of a model on the toy world's held-out problems")
     check.add_argument("model", metavar="MODEL_DIR")
     check.add_argument("--world", default="configs/toy-world.yaml", help="toy world config")

@@ -13,8 +13,9 @@ from distill.students.methods import DEFAULT_METHOD, method_names, training_meth
 
 class ModelSection(Section):
     name_or_path: HubIdOrPath
-    # Chat template and end-of-turn handling; `auto` reads the family from the model's config.
-    family: Literal["auto", "qwen", "llama3", "custom"] = "auto"
+    # Chat template and end-of-turn handling (students/chat.py); `auto` reads the family from the model's tokenizer
+    # and config. r1-distill-qwen / r1-distill-llama: DeepSeek's format, the base's special ids renamed to DeepSeek's.
+    family: Literal["auto", "qwen", "llama3", "r1-distill-qwen", "r1-distill-llama", "custom"] = "auto"
     # A TRL-bundled template name (qwen3, qwen2_5, llama3, deepseek_r1_distill, ...), a .jinja file,
     # or null to keep the model's own template.
     chat_template: str | None = "family"

@@ -15,11 +15,14 @@ from distill.engines.config import EngineSection
 from distill.engines.serve import ServeConfig
 from distill.errors import UsageError
 from distill.progress import say
+from distill.students import chat, token_ids
 from distill.students.dtypes import DTYPES
 
 # Same-tokenizer teachers for the R1-Distill students (the two-stage recipes in students/).
-WAYS_OUT = ("a teacher with the student's tokenizer (Qwen2.5 students: DeepSeek-R1-Distill-Qwen-32B or our own 32B "
-            "student; Llama 3 students: DeepSeek-R1-Distill-Llama-70B), or method: sft on the teacher's traces")
+WAYS_OUT = ("a teacher with the student's vocabulary and chat format (students trained with model.family=r1-distill-qwen "
+            "or published R1-Distill-Qwen models: DeepSeek-R1-Distill-Qwen-32B; r1-distill-llama: "
+            "DeepSeek-R1-Distill-Llama-70B; ChatML Qwen2.5 students: a Qwen2.5 Instruct teacher), "
+            "or method: sft on the teacher's traces")
 
 
 class ServerScorer:
@@ -59,15 +62,13 @@ def load_tokenizer(name: str, what: str):
         raise UsageError(f"{what}: cannot load the tokenizer of {name!r}: {reason}") from None
 
 
-def check_same_tokenizer(student, teacher, student_name: str, teacher_name: str) -> None:
-    """Logit distillation compares distributions id by id: both tokenizers must give every token the same id."""
-    student_vocab, teacher_vocab = student.get_vocab(), teacher.get_vocab()
-    if student_vocab == teacher_vocab:
-        return
-    shared = sum(1 for token, index in student_vocab.items() if teacher_vocab.get(token) == index)
-    raise UsageError(
-        f"teacher {teacher_name} ({len(teacher_vocab):,} tokens) and student {student_name} ({len(student_vocab):,} tokens) "
-        f"do not share token ids ({shared:,} tokens agree): logit distillation needs one tokenizer. Ways out: {WAYS_OUT}")
+def check_token_ids(student, teacher, student_end: str, student_name: str, teacher_name: str) -> str:
+    """Refuse a teacher whose token ids do not mean what the student's mean (students/token_ids.py); else the line
+    that says what was compared."""
+    teacher_family = chat.FAMILIES[chat.detect(None, teacher.get_vocab())]
+    teacher_end = teacher_family.eos_token or teacher.eos_token
+    compared = token_ids.check(student, teacher, student_end, teacher_end, student_name, teacher_name, WAYS_OUT)
+    return token_ids.describe(compared)
 
 
 def served(cfg):
@@ -91,9 +92,10 @@ def served(cfg):
     return engine, name, model
 
 
-def resolve(cfg, student_tokenizer, live: bool) -> Teacher:
-    """The teacher of the StudentConfig `cfg`, its tokenizer checked. live: it scores during training (a local model or
-    a server); else only its tokenizer matters (its logprobs are stored with the traces)."""
+def resolve(cfg, student_tokenizer, student_end: str, live: bool) -> Teacher:
+    """The teacher of the StudentConfig `cfg`, its tokenizer checked against the student's (`student_end`: the token
+    that ends the student's turn). live: it scores during training (a local model or a server); else only its
+    tokenizer matters (its logprobs are stored with the traces)."""
     t = cfg.teacher
     student_name = cfg.model.name_or_path
     if t.remote:
@@ -101,7 +103,9 @@ def resolve(cfg, student_tokenizer, live: bool) -> Teacher:
         tokenizer_name = t.tokenizer or model
     else:
         name, tokenizer_name = t.model or t.tokenizer, t.tokenizer or t.model
-    check_same_tokenizer(student_tokenizer, load_tokenizer(tokenizer_name, "teacher.tokenizer"), student_name, tokenizer_name)
+    same = check_token_ids(student_tokenizer, load_tokenizer(tokenizer_name, "teacher.tokenizer"), student_end,
+                           student_name, tokenizer_name)
+    say(f"[train {cfg.name}] teacher {tokenizer_name}: token ids checked: {same}")
     if not live:
         return Teacher(None, None, name)
     if t.remote:

@@ -18,7 +18,7 @@ from distill.errors import UsageError
 from distill.io import read_jsonl, replace_dir, staging_dir_for
 from distill.progress import fmt_count, fmt_duration, say
 from distill.runs import Run, is_main_process
-from distill.students import attention, chat
+from distill.students import attention, chat, specials
 from distill.students.callbacks import ProgressCallback
 from distill.students.checkpoints import check_disk_for_checkpoints, last_complete_checkpoint, write_failures_explained
 from distill.students.config import StudentConfig
@@ -107,6 +107,26 @@ def fingerprint(cfg: StudentConfig, data_content: str) -> dict:
     return shape
 
 
+def student_tokenizer(cfg: StudentConfig, model_type: str | None):
+    """The student's tokenizer as it trains (DeepSeek's special names for the r1-distill families) and its chat setup."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model.name_or_path, revision=cfg.model.revision,
+                                                  trust_remote_code=cfg.model.trust_remote_code)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"model.name_or_path: cannot load the tokenizer of {cfg.model.name_or_path!r}: {reason}") from None
+    setup = chat.resolve(cfg.model.family, model_type, cfg.model.chat_template, cfg.model.eos_token, cfg.model.pad_token,
+                         vocab=tokenizer.get_vocab())
+    if setup.family in specials.RENAMES:
+        tokenizer = specials.as_r1_distill(tokenizer, setup.family, cfg.model.name_or_path)
+    for key, token in (("eos_token", setup.eos_token), ("pad_token", setup.pad_token)):
+        if token and token not in tokenizer.get_vocab():
+            raise UsageError(f"model.{key}: {token!r} is not in the tokenizer of {cfg.model.name_or_path}")
+    if setup.pad_token:
+        tokenizer.pad_token = setup.pad_token  # TRL mirrors it onto the model config
+    return tokenizer, setup
+
+
 @dataclass
 class Prepared:
     trainer: object | None  # None: the run directory holds this run, finished
@@ -124,25 +144,17 @@ def prepare(cfg: StudentConfig) -> Prepared:
     on_gpu = torch.cuda.is_available()
     check_optional_packages(cfg)
     model_config = _load_model_config(cfg)
-    setup = chat.resolve(cfg.model.family, getattr(model_config, "model_type", None),
-                         cfg.model.chat_template, cfg.model.eos_token, cfg.model.pad_token)
+    tokenizer, setup = student_tokenizer(cfg, getattr(model_config, "model_type", None))
     rows = training_rows(cfg.data, extra_columns=method.data_columns)
     dataset = rows.dataset
     data_label = cfg.data.source or ", ".join(s["source"] for s in rows.sources)  # for errors about the rows
     if is_main_process():
         say(f"[train {cfg.name}] data: {rows.describe()}")
     args = method.training_arguments(cfg, setup, on_gpu)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model.name_or_path, revision=cfg.model.revision,
-                                              trust_remote_code=cfg.model.trust_remote_code)
-    for key, token in (("eos_token", setup.eos_token), ("pad_token", setup.pad_token)):
-        if token and token not in tokenizer.get_vocab():
-            raise UsageError(f"model.{key}: {token!r} is not in the tokenizer of {cfg.model.name_or_path}")
-    if setup.pad_token:
-        tokenizer.pad_token = setup.pad_token  # TRL mirrors it onto the model config
     run = Run(run_dir, "train", cfg, fingerprint(cfg, content_digest(dataset)))
     if run.completed() and (run_dir / TrainSummary.FILE).is_file():
         return Prepared(None, run, dataset, None, rows)  # trained already: a rerun changes nothing
-    teacher = method.load_teacher(cfg, tokenizer)
+    teacher = method.load_teacher(cfg, tokenizer, setup)
     run.start()
 
     dtype = DTYPES[cfg.model.dtype] if on_gpu else torch.float32
@@ -168,11 +180,12 @@ def prepare(cfg: StudentConfig) -> Prepared:
     return Prepared(trainer, run, dataset, last_complete_checkpoint(args.output_dir), rows, setup.chat_template_path)
 
 
-def train(cfg: StudentConfig) -> Path:
-    """Train one student; returns the directory of the final (merged) model."""
+def train(cfg: StudentConfig, prepared: Prepared | None = None) -> Path:
+    """Train one student; returns the directory of the final (merged) model. `prepared`: prepare(cfg)'s result, where
+    the caller looked at the trainer first (distill preflight)."""
     started = time.time()
     method = training_method(cfg.method)
-    prepared = prepare(cfg)
+    prepared = prepared or prepare(cfg)
     trainer, run_dir = prepared.trainer, Path(cfg.run_dir)
     if trainer is None:
         done = TrainSummary.read(run_dir)

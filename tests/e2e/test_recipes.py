@@ -43,9 +43,11 @@ def test_recipe_validates_and_builds_sft_settings(path, toy_world):
     if path.stem in R1_STUDENTS:
         assert cfg.model.name_or_path == R1_STUDENTS[path.stem]
         assert cfg.training.bf16 and cfg.training.gradient_checkpointing and cfg.training.max_length >= 16384
-        family = "llama3" if "llama" in path.stem else "qwen"
+        # DeepSeek's own format over the renamed base (the recipe headers say why; tests/students/test_chat_families.py)
+        family = "r1-distill-llama" if "llama" in path.stem else "r1-distill-qwen"
         setup = chat.resolve(cfg.model.family, None, cfg.model.chat_template, cfg.model.eos_token, cfg.model.pad_token)
-        assert setup.family == family and setup.eos_token in ("<|im_end|>", "<|eot_id|>")
+        assert setup.family == family and setup.eos_token == "<｜end▁of▁sentence｜>"
+        assert setup.chat_template_path.endswith("deepseek_r1_distill.jinja")
         args = sft_args(cfg, setup, on_gpu=False)  # no GPU here: the CPU fallback (float32) is what builds
         assert args.max_length == cfg.training.max_length and args.assistant_only_loss and not args.bf16
         assert args.eos_token == setup.eos_token and args.chat_template_path.endswith(".jinja")

@@ -171,4 +171,5 @@ def test_teacher_with_another_tokenizer_is_a_one_line_error(tmp_path, world, tra
     lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in done.stderr
     assert f"teacher {TEACHER}" in lines[0] and f"student {student}" in lines[0]
-    assert "do not share token ids" in lines[0] and "Ways out: a teacher with the student's tokenizer" in lines[0]
+    assert "do not share token ids" in lines[0] and "regular ids differ" in lines[0]
+    assert "Ways out: a teacher with the student's vocabulary" in lines[0]

@@ -38,8 +38,8 @@ class Method(ABC):
         """The trainer's TrainingArguments (a TRL config: students/arguments.py has the shared part); `setup` is the
         student's chat.ChatSetup."""
 
-    def load_teacher(self, cfg, student_tokenizer):
-        """The teacher this method learns from (a logit_teacher.Teacher), or None."""
+    def load_teacher(self, cfg, student_tokenizer, setup):
+        """The teacher this method learns from (a logit_teacher.Teacher), or None; `setup`: the student's ChatSetup."""
         return None
 
     def training_dataset(self, cfg, setup, rows, tokenizer, data_label: str):

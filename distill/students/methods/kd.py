@@ -30,10 +30,10 @@ class KD(DistillationMethod):
         return sft_args(cfg, setup, on_gpu, assistant_only_loss=False, dataset_kwargs={"skip_prepare_dataset": True},
                         remove_unused_columns=False)
 
-    def load_teacher(self, cfg, student_tokenizer):
+    def load_teacher(self, cfg, student_tokenizer, setup):
         from distill.students import logit_teacher  # deferred: transformers
 
-        return logit_teacher.resolve(cfg, student_tokenizer, live=False)
+        return logit_teacher.resolve(cfg, student_tokenizer, setup.eos_token or student_tokenizer.eos_token, live=False)
 
     def training_dataset(self, cfg, setup, rows, tokenizer, data_label: str):
         from distill.students.methods.kd_trainer import tokenize_kd  # deferred: trl

@@ -23,10 +23,10 @@ class OnPolicy(DistillationMethod):
         return trainer_args(DistillationConfig, cfg, on_gpu, dict(
             beta=d.beta, temperature=d.temperature, max_completion_length=d.max_completion_length))
 
-    def load_teacher(self, cfg, student_tokenizer):
+    def load_teacher(self, cfg, student_tokenizer, setup):
         from distill.students import logit_teacher  # deferred: transformers
 
-        return logit_teacher.resolve(cfg, student_tokenizer, live=True)
+        return logit_teacher.resolve(cfg, student_tokenizer, setup.eos_token or student_tokenizer.eos_token, live=True)
 
     def training_dataset(self, cfg, setup, rows, tokenizer, data_label: str):
         from distill.students.methods.on_policy_trainer import prompts_dataset  # deferred: trl
