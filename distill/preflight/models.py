@@ -60,15 +60,20 @@ def shrunk_config(config):
     return config
 
 
-def shrink(source: str, dest: Path, what: str, seed: int = 0) -> Path:
+def shrink(source: str, dest: Path, what: str, seed: int = 0, vocab_size: int | None = None) -> Path:
     """`source`'s tokenizer and a randomly initialised two-layer model of its architecture, saved at `dest` (made once:
-    a finished folder is reused)."""
+    a finished folder is reused). `vocab_size`: embedding rows instead of the architecture's."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if (dest / "config.json").is_file() and (dest / "model.safetensors").is_file():
-        return dest
+        from transformers import AutoConfig
+
+        if not vocab_size or AutoConfig.from_pretrained(dest).vocab_size == vocab_size:
+            return dest
     config = shrunk_config(load_config(source, what))
+    if vocab_size:
+        config.vocab_size = vocab_size
     staging = staging_dir_for(dest)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)

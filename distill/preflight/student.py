@@ -12,6 +12,7 @@ from distill.config import deep_merge, load_config, parse_overrides, read_yaml
 from distill.errors import UsageError
 from distill.preflight import example
 from distill.preflight.models import LocalModels, shrink
+from distill.preflight.models import load_config as load_config_of
 from distill.preflight.options import PreflightOptions
 from distill.preflight.suite import evaluate_once
 from distill.progress import say
@@ -22,12 +23,12 @@ from distill.toy import task as toy_task
 STAND_IN_ROWS = 16
 
 
-def stand_in_rows(dest: Path) -> Path:
+def stand_in_rows(dest: Path, count: int) -> Path:
     """Rows in the shape curation writes (messages with R1's <think> reasoning and a boxed answer), for a recipe whose
     data is not made yet: problems of the toy world's task."""
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / "train.jsonl"
-    problems = toy_task.generate(toy_task.ToyTaskConfig(), "train", STAND_IN_ROWS, seed=0)
+    problems = toy_task.generate(toy_task.ToyTaskConfig(), "train", count, seed=0)
     path.write_text("".join(json.dumps(toy_task.sft_record(p, "train", i)) + "\n" for i, p in enumerate(problems)))
     return dest
 
@@ -44,8 +45,11 @@ def data_overrides(raw: dict, opts: PreflightOptions, work: Path, log) -> list[s
     if opts.data:
         log(f"data: --data {opts.data} stands in for {', '.join(map(str, sources))}")
         return [f"{key}={opts.data}" for key in keys]
-    standin = stand_in_rows(work / "stand-in-data")
-    log(f"data: {', '.join(map(str, missing))} not there yet (the teacher stage writes it): {STAND_IN_ROWS} stand-in rows "
+    training = raw.get("training") or {}
+    batch = int(training.get("per_device_train_batch_size", 8)) * int(training.get("gradient_accumulation_steps", 1))
+    count = max(STAND_IN_ROWS, batch * opts.steps)  # enough for every step's batch
+    standin = stand_in_rows(work / "stand-in-data", count)
+    log(f"data: {', '.join(map(str, missing))} not there yet (the teacher stage writes it): {count} stand-in rows "
         f"in R1's format ({standin}); run again with --data PATH to check your own rows")
     return [f"{key}={standin}" for key in keys]
 
@@ -101,7 +105,10 @@ def preflight_student(path: str, overrides: list[str], opts: PreflightOptions) -
     changes = [f"model.name_or_path={student_dir}", f"run_dir={work / 'run'}"]
     teacher_name = teacher_source(cfg) if method.needs_teacher else None
     if teacher_name:
-        teacher_dir = shrink(models.resolve(teacher_name), work / "models" / "teacher", "teacher")
+        # A served teacher meets the student through its tokenizer only (top-k ids); beside the student, TRL also needs
+        # the same number of embedding rows. Here it runs beside the student, so a served one gets the student's.
+        rows = load_config_of(str(student_dir), "model.name_or_path").vocab_size if cfg.teacher.remote else None
+        teacher_dir = shrink(models.resolve(teacher_name), work / "models" / "teacher", "teacher", vocab_size=rows)
         changes += [f"teacher.model={teacher_dir}", f"teacher.tokenizer={teacher_dir}", "teacher.serve=null",
                     "teacher.base_urls=[]", "teacher.dtype=float32"]
         where = f"served by {cfg.teacher.serve}" if cfg.teacher.serve else "beside the student"
@@ -130,6 +137,10 @@ def preflight_student(path: str, overrides: list[str], opts: PreflightOptions) -
 
     final = train(run_cfg, prepared)
     summary = TrainSummary.read(Path(run_cfg.run_dir))
+    if summary.steps < opts.steps:
+        raise UsageError(f"preflight {cfg.name}: trained {summary.steps} of {opts.steps} steps: {summary.examples} rows "
+                         f"gave no full batch (per device {cfg.training.per_device_train_batch_size} x accumulation "
+                         f"{cfg.training.gradient_accumulation_steps}); check the data, or pass --data with more rows")
     log(f"trained {summary.steps} steps in {summary.wall_seconds:.0f}s (final loss {summary.final_loss})")
     scores = evaluate_once(opts.suite, str(final), work / "eval", opts, log)
     wall = time.time() - started

@@ -89,6 +89,10 @@ def chunked_losses(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     pass (a 32k-token trace times a 152k vocabulary would be 19 GB of float32 logits at once). Positions whose
     teacher row holds no token add no divergence.
     """
+    # A teacher with more embedding rows than the student (R1-Distill-Qwen-32B's 152,064 over a 1.5B student's 151,936:
+    # padding rows past the tokenizer) can rank one of those ids in its top-k: the student has no such logit, so that
+    # mass goes to the tail bucket like any other id outside the top-k.
+    teacher_ids = teacher_ids.masked_fill(teacher_ids >= weight.size(0), NO_TOKEN)
     nll = hidden.new_zeros((), dtype=torch.float32)
     div = hidden.new_zeros((), dtype=torch.float32)
     for start in range(0, hidden.size(0), chunk):

@@ -97,3 +97,20 @@ def test_chunked_losses_equal_the_unchunked_sums_and_their_gradients():
     (plain_nll + plain_div).backward()
     assert nll.item() == pytest.approx(plain_nll.item(), rel=1e-5) and div.item() == pytest.approx(plain_div.item(), rel=1e-5)
     assert torch.allclose(grads[0], hidden.grad, atol=1e-5) and torch.allclose(grads[1], weight.grad, atol=1e-5)
+
+
+def test_teacher_ids_past_the_students_vocabulary_go_to_the_tail():
+    """A teacher with more (padding) embedding rows than the student may rank such an id in its top-k: that slot counts
+    as empty (its mass in the tail bucket), where the student has no logit to gather."""
+    torch.manual_seed(0)
+    hidden, weight = torch.randn(4, 6), torch.randn(11, 6)
+    labels = torch.randint(0, 11, (4,))
+    ids = torch.randint(0, 11, (4, 3))
+    values = torch.log_softmax(torch.randn(4, 3), -1)
+    past = ids.clone()
+    past[:, 2] = 11 + torch.arange(4)  # ids the student's 11-row head does not have
+    emptied = ids.clone()
+    emptied[:, 2] = NO_TOKEN
+    _, div = chunked_losses(hidden, weight, None, labels, past, values, beta=0.5)
+    _, expected = chunked_losses(hidden, weight, None, labels, emptied, values, beta=0.5)
+    assert torch.isfinite(div) and div.item() == pytest.approx(expected.item())
