@@ -7,6 +7,9 @@ KEEP = 1200  # characters shown at each end of a long example
 
 
 def _mask(row: dict) -> list[int] | None:
+    """Which tokens carry loss: TRL's labels (-100: none) where it wrote them (packing), else its masks."""
+    if row.get("labels") is not None:
+        return [int(label != -100) for label in row["labels"]]
     for key in ("assistant_masks", "completion_mask"):
         if row.get(key) is not None:
             return list(row[key])
@@ -14,12 +17,14 @@ def _mask(row: dict) -> list[int] | None:
 
 
 def marked(row: dict, tokenizer) -> tuple[str, int, int]:
-    """(text with the loss-carrying tokens between ⟦ and ⟧, tokens, tokens carrying loss) of a tokenised row; a row
-    of prompts only (on-policy: the loss is on the student's own samples) renders its prompt with the generation
+    """(text with the loss-carrying tokens between ⟦ and ⟧, tokens, tokens carrying loss) of a tokenised row (of a
+    packed row, its first example); a row of prompts only (on-policy: the loss is on the student's own samples) renders its prompt with the generation
     prompt."""
     if row.get("input_ids") is not None:
         ids, mask = list(row["input_ids"]), _mask(row)
         mask = mask if mask is not None else [1] * len(ids)
+        if row.get("seq_lengths"):  # a packed row: its first example
+            ids, mask = ids[:row["seq_lengths"][0]], mask[:row["seq_lengths"][0]]
         pieces, inside = [], False
         for token, on in zip(ids, mask):
             if on and not inside:
