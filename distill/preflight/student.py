@@ -46,7 +46,7 @@ def data_overrides(raw: dict, opts: PreflightOptions, work: Path, log) -> list[s
         log(f"data: --data {opts.data} stands in for {', '.join(map(str, sources))}")
         return [f"{key}={opts.data}" for key in keys]
     training = raw.get("training") or {}
-    batch = int(training.get("per_device_train_batch_size", 8)) * int(training.get("gradient_accumulation_steps", 1))
+    batch = int(training.get("per_device_train_batch_size", 8))  # one micro-batch a step here (cpu_overrides)
     count = max(STAND_IN_ROWS, batch * opts.steps)  # enough for every step's batch
     standin = stand_in_rows(work / "stand-in-data", count)
     log(f"data: {', '.join(map(str, missing))} not there yet (the teacher stage writes it): {count} stand-in rows "
@@ -71,6 +71,8 @@ def cpu_overrides(cfg: StudentConfig, raw: dict, opts: PreflightOptions) -> list
     t = cfg.training
     changes = [f"training.max_steps={opts.steps}", f"training.save_steps={opts.steps}", "training.logging_steps=1",
                "training.save_total_limit=1", "training.num_train_epochs=1"]
+    if t.gradient_accumulation_steps > 1:  # the same loop, once: each step's batch is one micro-batch here
+        changes.append("training.gradient_accumulation_steps=1")
     if t.bf16:
         changes.append("training.bf16=false")
     if t.use_liger_kernel:
