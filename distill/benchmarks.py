@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from distill.config import Section, read_yaml
+from distill.hub import loading
 
 DEFAULT_TASKS_DIR = "eval/tasks"
 
@@ -93,8 +94,9 @@ def suite_problems(suite_path: str, local_files: dict[str, str] | None = None) -
     for bench in suite.benchmarks:
         data_files = (local_files or {}).get(bench.name, bench.data_files)
         task = with_data_files(load_task(task_yaml(suite.tasks_dir, bench.task)), data_files)
-        rows = load_dataset(task["dataset_path"], task.get("dataset_name"), split=task["test_split"],
-                            **task.get("dataset_kwargs", {}))
+        with loading(f"benchmark {bench.name} ({suite_path})", str(task["dataset_path"]), "dataset"):
+            rows = load_dataset(task["dataset_path"], task.get("dataset_name"), split=task["test_split"],
+                                **task.get("dataset_kwargs", {}))
         docs = task["process_docs"](rows) if task.get("process_docs") else rows
         problems[bench.name] = list(docs["problem"])
     return problems

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from distill.curate.config import CurateSection
 from distill.errors import UsageError
+from distill.hub import HubError, load_error
 
 WORD = re.compile(r"\w+")
 
@@ -97,6 +98,9 @@ def load_benchmarks(cfg: CurateSection) -> Decontaminator | None:
         try:
             for name, problems in suite_problems(suite, d.local_files).items():
                 decon.add(name, problems)
+        except HubError as exc:  # offline, or the Hub out of reach: the local copies are the other way
+            raise UsageError(f"curate.decontamination.suites: {exc} (or map the benchmark to a local copy: "
+                             f"curate.decontamination.local_files.NAME=PATH)") from None
         except UsageError as exc:
             raise UsageError(f"curate.decontamination.suites: {exc}") from None
         except Exception as exc:
@@ -110,6 +114,9 @@ def load_benchmarks(cfg: CurateSection) -> Decontaminator | None:
                 rows = load_dataset(bench.source, bench.subset, split=bench.split)
             decon.add(bench.name, rows[bench.field])
         except Exception as exc:
+            error = load_error(f"curate.decontamination.benchmarks: {bench.name}", bench.source, exc, "dataset")
+            if error is not None:
+                raise error from None
             raise UsageError(f"curate.decontamination.benchmarks: cannot load {bench.name} ({bench.source}, "
                              f"field {bench.field!r}): {_first_line(exc)}") from None
     return decon

@@ -16,9 +16,12 @@ class HFEngine:
     def __init__(self, cfg):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from distill.hub import loading
+
         self.model = cfg.model
-        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model)
-        self.lm = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32).eval()
+        with loading("engine.model", cfg.model):  # offline and not in the cache: one line, not a traceback
+            self.tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+            self.lm = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32).eval()
         eos = self.lm.generation_config.eos_token_id
         self.eos_ids = set([eos] if isinstance(eos, int) else (eos or []))
         self._lock = asyncio.Lock()

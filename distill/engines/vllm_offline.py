@@ -19,8 +19,12 @@ class VLLMEngine:
             from vllm import LLM
         except ImportError:
             raise UsageError("engine.kind vllm: vLLM is not installed here (pip install 'distill[gpu]')") from None
+        from distill.hub import loading, require_cached
+
         self.model = cfg.model
-        self.llm = LLM(model=cfg.model, **cfg.vllm_args)
+        require_cached("engine.model", cfg.model)  # before vLLM starts its workers
+        with loading("engine.model", cfg.model):
+            self.llm = LLM(model=cfg.model, **cfg.vllm_args)
         self._pending: list[tuple[list[dict], SamplingParams, asyncio.Future]] = []
         self._drainer: asyncio.Task | None = None
 

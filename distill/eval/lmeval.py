@@ -14,6 +14,7 @@ from functools import cache
 from distill.benchmarks import Benchmark, load_task, task_yaml, with_data_files
 from distill.eval.config import SuiteConfig
 from distill.errors import DistillError
+from distill.hub import load_error, loading
 from distill.verify import kinds
 
 
@@ -73,7 +74,8 @@ def build_lm(cfg: SuiteConfig, base_url: str | None, api_key: str | None = None)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = model.dtype if model.dtype != "auto" else ("bfloat16" if device == "cuda" else "float32")
     torch.manual_seed(cfg.protocol.seed)
-    return HFLM(pretrained=model.name_or_path, dtype=dtype, device=device, batch_size=model.batch_size)
+    with loading("model.name_or_path", model.name_or_path):
+        return HFLM(pretrained=model.name_or_path, dtype=dtype, device=device, batch_size=model.batch_size)
 
 
 def task_config(cfg: SuiteConfig, bench: Benchmark) -> dict:
@@ -106,8 +108,10 @@ def generate(cfg: SuiteConfig, bench: Benchmark, lm) -> list[dict]:
 
     for name in ("lm-eval", "lm_eval"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    task = {}
     try:
-        out = simple_evaluate(model=lm, tasks=[task_config(cfg, bench)], task_manager=task_manager(cfg.tasks_dir),
+        task = task_config(cfg, bench)
+        out = simple_evaluate(model=lm, tasks=[task], task_manager=task_manager(cfg.tasks_dir),
                               limit=bench.limit, predict_only=True, log_samples=True, apply_chat_template=True,
                               system_instruction=cfg.protocol.system_prompt, random_seed=cfg.protocol.seed,
                               numpy_random_seed=cfg.protocol.seed, torch_random_seed=cfg.protocol.seed,
@@ -115,6 +119,10 @@ def generate(cfg: SuiteConfig, bench: Benchmark, lm) -> list[dict]:
     except DistillError:
         raise
     except Exception as exc:  # a dataset that does not load, a task that does not build: name it
+        error = load_error(f"benchmark {bench.name} (task {bench.task}): dataset", str(task.get("dataset_path", "")),
+                           exc, "dataset")
+        if error is not None:
+            raise error from None
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DistillError(f"benchmark {bench.name} (task {bench.task}): {reason}") from exc
     samples = next(iter(out["samples"].values()))

@@ -14,6 +14,7 @@ from datasets import Dataset, load_dataset, load_from_disk
 
 from distill.config import looks_like_local_path
 from distill.errors import UsageError
+from distill.hub import load_error
 
 ROLES = {"system", "user", "assistant", "tool"}
 
@@ -96,6 +97,9 @@ def load_messages(source: str, split: str = "train", subset: str | None = None, 
     except UsageError:
         raise
     except Exception as exc:  # datasets raises many types; the user needs the source and the reason
+        error = None if files else load_error(key, source, exc, "dataset")
+        if error is not None:
+            raise error from None
         bad = _first_bad_line(files, messages_field)
         if bad:
             raise UsageError(f"{key}: {bad}") from None

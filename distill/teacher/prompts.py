@@ -22,6 +22,7 @@ from datasets import load_dataset
 from distill.io import read_utf8
 from distill.config import looks_like_local_path
 from distill.errors import UsageError
+from distill.hub import load_error
 from distill.progress import say
 from distill.teacher.config import PromptsSection
 
@@ -61,6 +62,9 @@ def _rows(cfg: PromptsSection) -> tuple[list[str], Iterator[tuple[str, dict]]]:
     try:
         dataset = load_dataset(source, cfg.subset, split=cfg.split)
     except Exception as exc:
+        error = load_error("prompts.source", source, exc, "dataset")
+        if error is not None:
+            raise error from None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(f"prompts.source: cannot load {source!r}: {reason}") from None
     return dataset.column_names, ((f"{source}: row {i}", row) for i, row in enumerate(dataset))
