@@ -46,7 +46,18 @@ COMMANDS = {
                                          f"engine.model={MODEL}", f"prompts.source={SHARED_DATA / 'math' / 'aime24.jsonl'}"],
     "generate, prompts dataset": lambda t: ["generate", "teacher/runs/math.yaml", f"run_dir={t}"],
     "curate, decontamination benchmark": lambda t: ["curate", curate_run(t)],
+    "train, student model": lambda t: ["train", "students/r1-distill-qwen-7b.yaml", f"run_dir={t / 'run'}",
+                                       "data.sources=null", f"data.source={sft_rows(t)}", "training.use_liger_kernel=false"],
+    "train, teacher tokenizer": lambda t: ["train", "students/r1-distill-qwen-7b-on-policy.yaml", f"run_dir={t / 'run'}",
+                                           f"data.source={sft_rows(t)}", f"model.name_or_path={ROOT / 'toy' / 'teacher'}",
+                                           "model.family=auto", f"teacher.tokenizer={MODEL}"],
 }
+
+
+def sft_rows(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"messages": [{"role": "user", "content": "6 * 7?"}, {"role": "assistant", "content": "42"}]}\n')
+    return path
 NAMES = {"eval, benchmark dataset": "HuggingFaceH4/aime_2024", "generate, prompts dataset": "agentica-org/DeepScaleR",
          "curate, decontamination benchmark": "HuggingFaceH4/MATH-500"}
 

@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from distill.config import load_config
 from distill.engines.config import EngineSection
 from distill.engines.serve import ServeConfig
+from distill import hub
 from distill.errors import UsageError
 from distill.progress import say
 from distill.students import chat, token_ids
@@ -58,6 +59,9 @@ def load_tokenizer(name: str, what: str):
     try:
         return AutoTokenizer.from_pretrained(name)
     except Exception as exc:
+        hub_error = hub.load_error(what, name, exc)
+        if hub_error:
+            raise hub_error from None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(f"{what}: cannot load the tokenizer of {name!r}: {reason}") from None
 
@@ -115,6 +119,9 @@ def resolve(cfg, student_tokenizer, student_end: str, live: bool) -> Teacher:
     try:
         model = AutoModelForCausalLM.from_pretrained(t.model, dtype=DTYPES[t.dtype] if on_gpu else torch.float32)
     except Exception as exc:
+        hub_error = hub.load_error("teacher.model", t.model, exc)
+        if hub_error:
+            raise hub_error from None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(f"teacher.model: cannot load {t.model!r}: {reason}") from None
     say(f"[train {cfg.name}] teacher {t.model} loaded beside the student"

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PrinterCallback
 
+from distill import hub
 from distill.errors import UsageError
 from distill.io import read_jsonl, replace_dir, staging_dir_for
 from distill.progress import fmt_count, fmt_duration, say
@@ -35,6 +36,9 @@ def _load_model_config(cfg: StudentConfig):
             cfg.model.name_or_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
         )
     except Exception as exc:
+        hub_error = hub.load_error("model.name_or_path", cfg.model.name_or_path, exc)
+        if hub_error:
+            raise hub_error from None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(f"model.name_or_path: cannot load {cfg.model.name_or_path!r}: {reason}") from None
 
@@ -113,6 +117,9 @@ def student_tokenizer(cfg: StudentConfig, model_type: str | None):
         tokenizer = AutoTokenizer.from_pretrained(cfg.model.name_or_path, revision=cfg.model.revision,
                                                   trust_remote_code=cfg.model.trust_remote_code)
     except Exception as exc:
+        hub_error = hub.load_error("model.name_or_path", cfg.model.name_or_path, exc)
+        if hub_error:
+            raise hub_error from None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(f"model.name_or_path: cannot load the tokenizer of {cfg.model.name_or_path!r}: {reason}") from None
     setup = chat.resolve(cfg.model.family, model_type, cfg.model.chat_template, cfg.model.eos_token, cfg.model.pad_token,
