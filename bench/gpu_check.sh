@@ -10,6 +10,7 @@
 # ../shared/gpu/fetch-wheels.sh fills .whl/, which this script installs into /tmp/site when present):
 #   OUT=/tmp/out bash bench/gpu_check.sh                 # all phases, ~9 min on one H100/H200
 #   OUT=/tmp/out bash bench/gpu_check.sh bench           # or some of: bench cli dist
+#   OUT=/tmp/out bash bench/gpu_check.sh preflight       # distill preflight of the two 1.5B recipes, on the GPU
 # CPU smoke test (tiny shape, seconds per step; tests/bench/test_bench_train.py does not run it, it takes minutes):
 #   DEVICE=cpu SHAPE=tiny MAXLEN=512 TRACES=48 STEPS=3 WARM=1 NUM_PROC=1 PY=.venv/bin/python OUT=/tmp/out \
 #     bash bench/gpu_check.sh
@@ -30,7 +31,11 @@ SAVE=${SAVE:-3}
 BUDGET_S=${BUDGET_S:-560}   # no new phase starts after this many seconds
 FSDP=${FSDP_CONFIG:-configs/accelerate/fsdp.yaml}   # CPU smoke of the dist plumbing: a use_cpu DDP config, DIST_PROCS=2
 PROCS=${DIST_PROCS:-1}
-PHASES=${*:-bench cli dist}
+PHASES=${*:-bench cli dist preflight}
+# preflight: the real tokenizers (tests/support/real_models.py, built on the CPU machine: python
+# tests/support/real_models.py runs/real-models) travel with the tree; carry runs/real-models/Qwen/Qwen2.5-Math-1.5B and
+# runs/real-models/deepseek-ai/DeepSeek-R1-Distill-Qwen-{1.5B,32B} (about 8 MB each).
+MODELS=${MODELS:-runs/real-models}
 START=$(date +%s)
 mkdir -p "$OUT" "$WORK"
 exec > >(tee -a "$OUT/gpu_check.log") 2>&1
@@ -237,7 +242,26 @@ PYX
       record zero3 false "skipped: deepspeed is not installed here (PyPI ships it as source: pip wheel deepspeed on a machine with network, bring the wheel in .whl/)"
     fi
     ;;
-  *) say "unknown phase $phase (bench, cli, dist)";;
+  preflight)
+    LOG=$OUT/cli.log
+    local_files=(--local aime24=../shared/data/math/aime24.jsonl --local aime25=../shared/data/math/aime25.jsonl
+                 --local math500=../shared/data/math/math500.jsonl
+                 --local livecodebench=../shared/data/code/livecodebench_2408_2501_public_tests.json)
+    printf '%s\n' '{"Record ID": "recA", "Question": "Which gas makes up most of the air?", "Correct Answer": "Nitrogen", "Incorrect Answer 1": "Oxygen", "Incorrect Answer 2": "Argon", "Incorrect Answer 3": "Carbon dioxide"}' \
+      >"$WORK/gpqa-stand-in.jsonl"  # GPQA is gated on the Hub: one stand-in row of its layout
+    for recipe in students/r1-distill-qwen-1.5b.yaml students/r1-distill-qwen-1.5b-on-policy.yaml; do
+      late "preflight $recipe" && continue
+      say "preflight: $recipe"
+      t0=$(date +%s)
+      if $PY -m distill preflight "$recipe" --models "$MODELS" --out "$WORK/preflight" "${local_files[@]}" \
+          --local gpqa_diamond="$WORK/gpqa-stand-in.jsonl" >>"$LOG" 2>&1; then
+        record "preflight $(basename "$recipe" .yaml)" true "$(( $(date +%s) - t0 ))s: $(grep -F '[preflight' "$LOG" | tail -1)"
+      else
+        record "preflight $(basename "$recipe" .yaml)" false "$(tail -3 "$LOG" | tr '\n' ' ')"
+      fi
+    done
+    ;;
+  *) say "unknown phase $phase (bench, cli, dist, preflight)";;
   esac
 done
 say "done: $(grep -c '"ok": true' "$OUT/results.jsonl" 2>/dev/null) checks ok, $(grep -c '"ok": false' "$OUT/results.jsonl" 2>/dev/null) not"

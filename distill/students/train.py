@@ -167,11 +167,12 @@ def prepare(cfg: StudentConfig) -> Prepared:
     dtype = DTYPES[cfg.model.dtype] if on_gpu else torch.float32
     attn = attention.resolve(cfg.model.attn_implementation, cfg.training.packing, on_gpu, half=dtype != torch.float32)
     say(attn.line)
-    model = AutoModelForCausalLM.from_pretrained(
-        cfg.model.name_or_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
-        dtype=dtype, attn_implementation=attn.implementation,
-        quantization_config=_quantization(cfg), **cfg.model.config_overrides,
-    )
+    with hub.loading("model.name_or_path", cfg.model.name_or_path):  # its config may be cached and its weights not
+        model = AutoModelForCausalLM.from_pretrained(
+            cfg.model.name_or_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
+            dtype=dtype, attn_implementation=attn.implementation,
+            quantization_config=_quantization(cfg), **cfg.model.config_overrides,
+        )
     common = dict(model=model, args=args, processing_class=tokenizer, peft_config=_peft_config(cfg),
                   callbacks=[ProgressCallback(run_dir / "metrics.jsonl", cfg.name)])
     train_dataset = method.training_dataset(cfg, setup, dataset, tokenizer, data_label)
@@ -254,10 +255,11 @@ def merge_adapter(cfg: StudentConfig, adapter_dir: Path, out: Path) -> Path:
     from peft import PeftModel
 
     dtype = DTYPES[cfg.model.dtype] if torch.cuda.is_available() else torch.float32
-    base = AutoModelForCausalLM.from_pretrained(
-        cfg.model.name_or_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code, dtype=dtype,
-        **cfg.model.config_overrides,
-    )
+    with hub.loading("model.name_or_path", cfg.model.name_or_path):
+        base = AutoModelForCausalLM.from_pretrained(
+            cfg.model.name_or_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code, dtype=dtype,
+            **cfg.model.config_overrides,
+        )
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
     # The trained tokenizer's EOS (end of turn) must stop generation of the merged model too.
