@@ -20,7 +20,7 @@ from distill.students.config import StudentConfig
 from distill.students.methods import training_method
 from distill.toy import task as toy_task
 
-STAND_IN_ROWS = 16
+STAND_IN_ROWS = 8
 
 
 def stand_in_rows(dest: Path, count: int) -> Path:
