@@ -36,11 +36,14 @@ def _load_model_config(cfg: StudentConfig):
             cfg.model.name_or_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
         )
     except Exception as exc:
-        hub_error = hub.load_error("model.name_or_path", cfg.model.name_or_path, exc)
-        if hub_error:
-            raise hub_error from None
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"model.name_or_path: cannot load {cfg.model.name_or_path!r}: {reason}") from None
+        raise _load_failure(cfg, "", exc) from None
+
+
+def _load_failure(cfg: StudentConfig, part: str, exc: Exception) -> UsageError:
+    """One line for the student's model (or `part` of it) that would not load: the Hub's reason where it is the Hub."""
+    name = cfg.model.name_or_path
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return hub.load_error("model.name_or_path", name, exc) or UsageError(f"model.name_or_path: cannot load {part}{name!r}: {reason}")
 
 
 # Settings that need a package the CPU install leaves out: (setting, value) -> (module, pip name).
@@ -117,11 +120,7 @@ def student_tokenizer(cfg: StudentConfig, model_type: str | None):
         tokenizer = AutoTokenizer.from_pretrained(cfg.model.name_or_path, revision=cfg.model.revision,
                                                   trust_remote_code=cfg.model.trust_remote_code)
     except Exception as exc:
-        hub_error = hub.load_error("model.name_or_path", cfg.model.name_or_path, exc)
-        if hub_error:
-            raise hub_error from None
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"model.name_or_path: cannot load the tokenizer of {cfg.model.name_or_path!r}: {reason}") from None
+        raise _load_failure(cfg, "the tokenizer of ", exc) from None
     setup = chat.resolve(cfg.model.family, model_type, cfg.model.chat_template, cfg.model.eos_token, cfg.model.pad_token,
                          vocab=tokenizer.get_vocab())
     if setup.family in specials.RENAMES:

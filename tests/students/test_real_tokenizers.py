@@ -11,27 +11,14 @@ MIXED = "Ünïcödé: 日本語, Ελληνικά, emoji 😀\n12345 + 0.5 = 123
 TURN = [{"role": "user", "content": "What is 1+1?"}, {"role": "assistant", "content": "2"}]
 
 
-@pytest.fixture(scope="module")
-def models():
-    """Hub id -> folder, built once into runs/real-models (gitignored; the CLI's default) and kept for later runs."""
-    try:
-        return real_models.build(real_models.DEFAULT_OUT, log=lambda *_: None)
-    except real_models.VocabularyError as e:
-        pytest.fail(f"the real tokenizers could not be built: {e}", pytrace=False)
+@pytest.fixture
+def models(real_models):  # tests/conftest.py builds them once a session, into runs/real-models (the CLI's default)
+    return real_models
 
 
-@pytest.fixture(scope="module")
-def load(models):
-    from transformers import AutoTokenizer
-
-    cache = {}
-
-    def load(hub_id):
-        if hub_id not in cache:
-            cache[hub_id] = AutoTokenizer.from_pretrained(models[hub_id])
-        return cache[hub_id]
-
-    return load
+@pytest.fixture
+def load(real_tokenizer):
+    return real_tokenizer
 
 
 def test_every_model_of_the_shapes_table_is_built(models):
