@@ -7,6 +7,7 @@ always wins over this table.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def shape_fields(name_or_path: str) -> dict[str, Any] | None:
         return json.loads(local.read_text())
     name = ALIASES.get(name_or_path.lower(), name_or_path)
     fields = SHAPES.get(name)
-    return dict(fields) if fields is not None else None
+    return copy.deepcopy(fields) if fields is not None else None  # transformers edits rope_scaling in place
 
 
 def model_config(name_or_path: str):

@@ -229,3 +229,15 @@ def test_cli_prints_json(tmp_path):
     result = run_cli("plan", _generation_run(tmp_path), "--trace-tokens", "500", "--json", timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["output_tokens"] == 20_000
+
+
+def test_building_a_config_from_the_shapes_table_leaves_the_table_as_it_was():
+    """transformers adds rope_theta to a config's rope_scaling dict in place: the table hands out copies."""
+    import copy
+
+    from distill import shapes
+
+    before = copy.deepcopy(shapes.SHAPES)
+    for name in ("meta-llama/Llama-3.1-8B", "70b", "Qwen/Qwen2.5-Math-7B"):
+        shapes.model_config(name)
+    assert shapes.SHAPES == before
