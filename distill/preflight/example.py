@@ -18,8 +18,8 @@ def _mask(row: dict) -> list[int] | None:
 
 def marked(row: dict, tokenizer) -> tuple[str, int, int]:
     """(text with the loss-carrying tokens between ⟦ and ⟧, tokens, tokens carrying loss) of a tokenised row (of a
-    packed row, its first example); a row of prompts only (on-policy: the loss is on the student's own samples) renders its prompt with the generation
-    prompt."""
+    packed row, its first example); a row of prompts only (on-policy: the loss is on the student's own samples)
+    renders its prompt with the generation prompt."""
     if row.get("input_ids") is not None:
         ids, mask = list(row["input_ids"]), _mask(row)
         mask = mask if mask is not None else [1] * len(ids)

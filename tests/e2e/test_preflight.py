@@ -14,8 +14,8 @@ from support import ROOT, SHARED_DATA, run_cli
 from distill.preflight import kind_of, preflight
 from distill.preflight.options import PreflightOptions
 
-RECIPES = [p.relative_to(ROOT) for p in (sorted((ROOT / "students").glob("*.yaml")) + sorted((ROOT / "teacher" / "runs").glob("*.yaml"))
-                                          + sorted((ROOT / "eval" / "suites").glob("*.yaml")))]
+FOLDERS = ("students", "teacher/runs", "eval/suites")
+RECIPES = [p.relative_to(ROOT) for folder in FOLDERS for p in sorted((ROOT / folder).glob("*.yaml"))]
 BENCHMARKS = {"aime24": SHARED_DATA / "math" / "aime24.jsonl", "aime25": SHARED_DATA / "math" / "aime25.jsonl",
               "math500": SHARED_DATA / "math" / "math500.jsonl", "amc23": SHARED_DATA / "math" / "amc23.jsonl",
               "livecodebench": SHARED_DATA / "code" / "livecodebench_2408_2501_public_tests.json",

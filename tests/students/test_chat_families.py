@@ -6,8 +6,9 @@ import pytest
 from distill.errors import UsageError
 from distill.students import chat, specials, token_ids
 
-QWEN, R1_QWEN_7B, R1_QWEN_32B = "Qwen/Qwen2.5-Math-7B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"
-LLAMA, R1_LLAMA_8B, R1_LLAMA_70B = "meta-llama/Llama-3.1-8B", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "deepseek-ai/DeepSeek-R1-Distill-Llama-70B"
+QWEN, LLAMA = "Qwen/Qwen2.5-Math-7B", "meta-llama/Llama-3.1-8B"
+R1_QWEN_7B, R1_QWEN_32B = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"
+R1_LLAMA_8B, R1_LLAMA_70B = "deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "deepseek-ai/DeepSeek-R1-Distill-Llama-70B"
 TRACE = [{"role": "user", "content": "What is 1+1?"},
          {"role": "assistant", "content": "<think>\n1 + 1 = 2\n</think>\n\nThe answer is \\boxed{2}."}]
 
@@ -33,7 +34,8 @@ def test_a_base_renamed_is_the_published_r1_distill_tokenizer(real_tokenizer, tm
     assert renamed.get_vocab() == theirs.get_vocab()
     text = "<｜User｜>Add.<｜Assistant｜><think>\n1 + 1 = 2\n</think>\n\n\\boxed{2}<｜end▁of▁sentence｜>"
     assert renamed(text, add_special_tokens=False)["input_ids"] == theirs(text, add_special_tokens=False)["input_ids"]
-    assert renamed.decode(renamed("<think>x</think>", add_special_tokens=False)["input_ids"], skip_special_tokens=True) == "<think>x</think>"
+    thought = renamed("<think>x</think>", add_special_tokens=False)["input_ids"]
+    assert renamed.decode(thought, skip_special_tokens=True) == "<think>x</think>"
     renamed.save_pretrained(tmp_path)  # as the student is saved with its model
     again = AutoTokenizer.from_pretrained(tmp_path)
     assert again.get_vocab() == theirs.get_vocab() and again.eos_token == theirs.eos_token
@@ -45,13 +47,10 @@ def test_a_tokenizer_of_another_layout_is_refused_by_the_r1_distill_family(real_
         specials.as_r1_distill(real_tokenizer(LLAMA), "r1-distill-qwen", LLAMA)
 
 
-def end_of(tok, family):
-    return chat.FAMILIES[family].eos_token
-
-
 @pytest.mark.parametrize("student", [R1_QWEN_7B, "own stage 1"])
 def test_r1_distill_qwen_32b_teaches_the_published_7b_and_our_own_stage_1(real_tokenizer, student):
-    tok = specials.as_r1_distill(real_tokenizer(QWEN), "r1-distill-qwen", QWEN) if student == "own stage 1" else real_tokenizer(student)
+    own = student == "own stage 1"
+    tok = specials.as_r1_distill(real_tokenizer(QWEN), "r1-distill-qwen", QWEN) if own else real_tokenizer(student)
     line = token_ids.describe(token_ids.check(tok, real_tokenizer(R1_QWEN_32B), specials.EOS, specials.EOS, student,
                                               R1_QWEN_32B, "..."))
     assert line.startswith("the same 151,643 regular ids")
