@@ -5,6 +5,7 @@ evaluated on one problem per benchmark of an eval suite."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from distill.preflight import example
 from distill.preflight.models import LocalModels, shrink
 from distill.preflight.models import load_config as load_config_of
 from distill.preflight.options import PreflightOptions
+from distill.preflight.plan import plan_of
 from distill.preflight.suite import evaluate_once
 from distill.progress import say
 from distill.students.config import StudentConfig
@@ -55,15 +57,11 @@ def data_overrides(raw: dict, opts: PreflightOptions, work: Path, log) -> list[s
 
 
 def teacher_source(cfg: StudentConfig) -> str | None:
-    """The model whose tokenizer (and architecture) the recipe's teacher has."""
-    t = cfg.teacher
-    if t.model or t.tokenizer:
-        return t.tokenizer or t.model
-    if t.serve:
-        from distill.engines.serve import ServeConfig
+    """The model whose tokenizer (and architecture) the recipe's teacher has, as training resolves it."""
+    from distill.students.logit_teacher import served
 
-        return load_config(t.serve, ServeConfig).model
-    return None
+    t = cfg.teacher
+    return t.tokenizer or (served(cfg)[2] if t.remote else t.model)
 
 
 def cpu_overrides(cfg: StudentConfig, raw: dict, opts: PreflightOptions) -> list[str]:
@@ -119,8 +117,6 @@ def preflight_student(path: str, overrides: list[str], opts: PreflightOptions) -
     log(f"two layers of {cfg.model.name_or_path}'s architecture (its tokenizer, config and vocabulary) at {student_dir}")
     log("differs from the recipe here: " + " ".join(c for c in changes if not c.startswith(("model.name_or_path", "run_dir",
                                                                                                "teacher."))))
-    import shutil
-
     shutil.rmtree(work / "run", ignore_errors=True)  # a preflight always trains from the start
     run_cfg = load_config(path, StudentConfig, [*overrides, *changes])
 
@@ -148,16 +144,3 @@ def preflight_student(path: str, overrides: list[str], opts: PreflightOptions) -
     wall = time.time() - started
     log(f"passed in {wall:.0f}s")
     return {"recipe": path, "kind": "student", "seconds": round(wall, 1), "steps": summary.steps, "eval": scores}
-
-
-def plan_of(path: str, overrides: list[str]) -> str:
-    """The plan's main lines for the real run (real sizes, the recipe's GPUs): GPUs, parameters, GPU-hours, cost, fit."""
-    from distill.plan import make_plan
-    from distill.plan.render import text
-
-    try:
-        lines = [" ".join(line.split()) for line in text(make_plan(path, overrides)).splitlines()]
-    except UsageError as exc:
-        raise UsageError(f"plan: {exc}") from None
-    keys = ("GPUs ", "parameters ", "GPU-hours ", "cost ", "fits:", "does not fit", "prompts ", "samples ")
-    return "; ".join(line for line in lines if line.startswith(keys)) or lines[0]

@@ -13,6 +13,7 @@ from distill.curate.config import CurateConfig
 from distill.errors import UsageError
 from distill.preflight.models import LocalModels, shrink
 from distill.preflight.options import PreflightOptions
+from distill.preflight.plan import plan_of
 from distill.progress import say
 
 # R1's tokenizer ships with no PyPI package: where it cannot be had, the generation run is checked with the
@@ -33,7 +34,6 @@ def teacher_model(cfg: CurateConfig, models: LocalModels, work: Path, log) -> Pa
 
 def preflight_generation(path: str, overrides: list[str], opts: PreflightOptions) -> dict:
     from distill.curate.run import curate
-    from distill.preflight.student import plan_of
     from distill.teacher.generate import generate
 
     started = time.time()

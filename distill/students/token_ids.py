@@ -33,11 +33,6 @@ class Comparison:
         return not self.differing and not self.role_mismatches
 
 
-def _single_id(tokenizer, token: str | None) -> int | None:
-    """The id of `token` where the tokenizer has it as one token, else None."""
-    if token is None:
-        return None
-    return tokenizer.get_vocab().get(token)
 
 
 def compare(student, teacher, student_end: str, teacher_end: str) -> Comparison:
@@ -48,10 +43,11 @@ def compare(student, teacher, student_end: str, teacher_end: str) -> Comparison:
     t_by_id = {i: tok for tok, i in t_vocab.items()}
     regular_ids = ({i for i in s_by_id if i not in s_added} | {i for i in t_by_id if i not in t_added})
     differing = sorted((i, s_by_id.get(i), t_by_id.get(i)) for i in regular_ids if s_by_id.get(i) != t_by_id.get(i))
+    # role -> the id of its token where the tokenizer has it as one token, else None
     roles = {
-        "end of turn": (_single_id(student, student_end), _single_id(teacher, teacher_end)),
-        "start of thinking": (_single_id(student, THINK), _single_id(teacher, THINK)),
-        "end of thinking": (_single_id(student, END_THINK), _single_id(teacher, END_THINK)),
+        "end of turn": (s_vocab.get(student_end), t_vocab.get(teacher_end)),
+        "start of thinking": (s_vocab.get(THINK), t_vocab.get(THINK)),
+        "end of thinking": (s_vocab.get(END_THINK), t_vocab.get(END_THINK)),
     }
     names = {"end of turn": (student_end, teacher_end), "start of thinking": (THINK, THINK), "end of thinking": (END_THINK, END_THINK)}
     shared_special = s_added & t_added
